@@ -1,0 +1,104 @@
+"""Cutting faces out of grid photos, the original project's source format.
+
+A grid photo holds faces of one cell size in ``cols`` columns and ``rows``
+rows. Faces are numbered from 1, row by row, photo after photo in file-name
+order. The layout is read from the file name
+``faces<i>-<cols>x<rows>-<width>x<height>.png`` or given explicitly.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from faces_keras.data.images import read_image
+from faces_keras.errors import ImageError
+
+GRID_NAME = re.compile(r"^faces(?P<index>\d+)-(?P<cols>\d+)x(?P<rows>\d+)-(?P<width>\d+)x(?P<height>\d+)\.(png|jpg|jpeg|bmp)$",
+                       re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class GridLayout:
+    cols: int
+    rows: int
+    cell: int
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) the photo must have."""
+        return self.cols * self.cell, self.rows * self.cell
+
+
+@dataclass(frozen=True)
+class GridFace:
+    number: int  # 1-based, across all photos
+    photo: str
+    row: int  # 0-based
+    col: int
+
+
+def layout_from_name(path: Path) -> GridLayout:
+    """The layout a grid photo's file name declares."""
+    match = GRID_NAME.match(path.name)
+    if not match:
+        raise ImageError(f"{path}: the name does not follow faces<i>-<cols>x<rows>-<width>x<height>.png; "
+                         "give the layout with --cols/--rows/--cell")
+    cols, rows = int(match["cols"]), int(match["rows"])
+    width, height = int(match["width"]), int(match["height"])
+    if width % cols or height % rows or width // cols != height // rows:
+        raise ImageError(f"{path}: {width}x{height} is not {cols}x{rows} square cells")
+    return GridLayout(cols, rows, width // cols)
+
+
+def list_grid_photos(folder: Path) -> list[Path]:
+    """Grid photos in a folder, in the order their faces are numbered.
+
+    File-name order, with the photo index compared as a number so that
+    ``faces10`` follows ``faces9``.
+    """
+    photos = [p for p in Path(folder).iterdir()
+              if p.is_file() and p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp")]
+
+    def key(p: Path):
+        match = GRID_NAME.match(p.name)
+        return (0, int(match["index"]), p.name) if match else (1, 0, p.name)
+
+    photos.sort(key=key)
+    if not photos:
+        raise ImageError(f"{folder}: no grid photos (png/jpg) found")
+    return photos
+
+
+def cut_grid(path: Path, layout: GridLayout | None = None, *, gray: bool = False,
+             first_number: int = 1) -> tuple[np.ndarray, list[GridFace]]:
+    """All cells of one grid photo as ``(n, cell, cell, C)`` uint8, with their numbers."""
+    path = Path(path)
+    layout = layout or layout_from_name(path)
+    image = read_image(path, gray=gray)
+    height, width = image.shape[:2]
+    if (width, height) != layout.size:
+        raise ImageError(
+            f"{path}: the photo is {width}x{height} but a {layout.cols}x{layout.rows} grid of "
+            f"{layout.cell}px cells needs {layout.size[0]}x{layout.size[1]}"
+        )
+    c = layout.cell
+    cells = image.reshape(layout.rows, c, layout.cols, c, image.shape[-1]).swapaxes(1, 2)
+    faces = np.ascontiguousarray(cells.reshape(layout.rows * layout.cols, c, c, image.shape[-1]))
+    origins = [GridFace(first_number + r * layout.cols + k, str(path), r, k)
+               for r in range(layout.rows) for k in range(layout.cols)]
+    return faces, origins
+
+
+def cut_grids(folder: Path, layout: GridLayout | None = None, *, gray: bool = False
+              ) -> tuple[np.ndarray, list[GridFace]]:
+    """Every face of every grid photo in ``folder``, numbered from 1."""
+    all_faces, all_origins = [], []
+    for photo in list_grid_photos(folder):
+        faces, origins = cut_grid(photo, layout, gray=gray, first_number=len(all_origins) + 1)
+        all_faces.append(faces)
+        all_origins.extend(origins)
+    return np.concatenate(all_faces), all_origins

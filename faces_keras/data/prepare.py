@@ -1,0 +1,233 @@
+"""``faces-keras prepare``: from photos and labels to a prepared dataset folder.
+
+Steps, in this order (the order is the point):
+
+1. read the labels through the schema;
+2. get one face per label row: cut grid cells, read files, or detect and crop;
+3. split by source face (stratified) — *before* any augmentation;
+4. augment the training split only, each new face keeping its source id;
+5. write the folder atomically with a manifest of where every face came from.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from faces_keras.data.grids import GridLayout, cut_grids
+from faces_keras.data.images import center_crop, read_image, to_face
+from faces_keras.data.split import SplitConfig, assign_splits
+from faces_keras.data.store import write_dataset
+from faces_keras.errors import DatasetError, FacesKerasError, ImageError, LabelsError
+from faces_keras.labels.schema import Schema
+from faces_keras.labels.sources import load_labels
+
+log = logging.getLogger(__name__)
+IMAGE_MODES = ("grid", "files", "detect", "embedded")
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Every setting of a preparation, validated here and recorded in the manifest."""
+
+    size: int = 64
+    gray: bool = True
+    images: str | None = None  # grid | files | detect | embedded; default from the schema
+    detector: str = "haar"
+    margin: float = 0.2
+    center_crop: float | None = None  # files: keep this central fraction first
+    no_face: str = "skip"  # detect: skip the image, or fall back to a "center" crop
+    augment: tuple[str, ...] = ()  # offline combinations, e.g. ("identity", "zoom", "blur", "zoom+blur")
+    split: SplitConfig = field(default_factory=SplitConfig)
+    limit: int | None = None  # keep the first N labelled faces (quick runs)
+    workers: int = 0  # 0: one per core
+    cols: int | None = None  # grid layout from flags instead of the file name
+    rows: int | None = None
+    cell: int | None = None
+
+    def __post_init__(self):
+        if not 8 <= self.size <= 512:
+            raise ValueError(f"size={self.size}: faces must be 8 to 512 pixels square")
+        if self.images is not None and self.images not in IMAGE_MODES:
+            raise ValueError(f"images={self.images!r}: expected one of {IMAGE_MODES}")
+        if not 0 <= self.margin <= 1:
+            raise ValueError(f"margin={self.margin}: expected a fraction of the face box in [0, 1]")
+        if self.no_face not in ("skip", "center"):
+            raise ValueError(f"no_face={self.no_face!r}: expected 'skip' or 'center'")
+        if self.center_crop is not None and not 0 < self.center_crop <= 1:
+            raise ValueError(f"center_crop={self.center_crop}: expected a fraction in (0, 1]")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit={self.limit}: expected a positive number of faces")
+        layout = (self.cols, self.rows, self.cell)
+        if any(v is not None for v in layout) and not all(v is not None for v in layout):
+            raise ValueError("a grid layout needs --cols, --rows and --cell together")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["augment"] = list(self.augment)
+        return out
+
+
+# -- faces from each kind of source -----------------------------------------------
+
+def _grid_faces(photos: Path, labels: pd.DataFrame, config: PrepareConfig, labels_path: Path):
+    layout = GridLayout(config.cols, config.rows, config.cell) if config.cols else None
+    faces, origins = cut_grids(photos, layout, gray=config.gray)
+    number_of = {str(o.number): i for i, o in enumerate(origins)}
+    orphans = [fid for fid in labels["id"] if fid not in number_of]
+    if orphans:
+        raise LabelsError(
+            f"{labels_path}: label row(s) for face(s) {orphans[:10]} that do not exist: "
+            f"the photos in {photos} hold {len(origins)} faces"
+        )
+    unlabelled = sorted(set(number_of) - set(labels["id"]), key=int)
+    if unlabelled:
+        log.warning("%s: %d grid cell(s) have no label row and are left out: faces %s",
+                    photos, len(unlabelled), ", ".join(unlabelled[:20]))
+    index = [number_of[fid] for fid in labels["id"]]
+    images = np.stack([to_face(faces[i], config.size, gray=config.gray) for i in index])
+    origin = [f"{Path(origins[i].photo).name}:r{origins[i].row}c{origins[i].col}" for i in index]
+    return images, labels.assign(origin=origin), []
+
+
+_WORKER_DETECTOR = None
+
+
+def _init_worker(detector_name: str) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)
+    global _WORKER_DETECTOR
+    if detector_name:
+        from faces_keras.data.detect import make_detector
+
+        _WORKER_DETECTOR = make_detector(detector_name)
+
+
+def _load_one(task: tuple[str, str, PrepareConfig]) -> tuple[str, np.ndarray | None, str]:
+    """Worker: one image file to one face, or (id, None, reason)."""
+    face_id, path, config = task
+    try:
+        if config.images == "detect":
+            from faces_keras.data.detect import crop_face, pick_main_face
+
+            image = read_image(path, gray=False)
+            boxes = _WORKER_DETECTOR.detect(image[..., ::-1].copy())
+            box = pick_main_face(boxes, image.shape)
+            note = f"{len(boxes)} face(s)"
+            if box is None:
+                if config.no_face == "skip":
+                    return face_id, None, "no face detected"
+                return face_id, to_face(center_crop(image), config.size, gray=config.gray), "no face: center crop"
+            crop = crop_face(image[..., ::-1].copy(), box, margin=config.margin, size=config.size,
+                             gray=config.gray)
+            return face_id, to_face(crop, config.size, gray=config.gray), f"{note}; box {box.x},{box.y},{box.w},{box.h}"
+        image = read_image(path, gray=config.gray)
+        if config.center_crop:
+            image = center_crop(image, config.center_crop)
+        return face_id, to_face(image, config.size, gray=config.gray), "file"
+    except ImageError as exc:
+        return face_id, None, str(exc)
+
+
+def _file_faces(labels: pd.DataFrame, config: PrepareConfig):
+    tasks = [(fid, img, config) for fid, img in zip(labels["id"], labels["image"])]
+    workers = config.workers or os.cpu_count() or 1
+    detector = config.detector if config.images == "detect" else ""
+    results: dict[str, tuple[np.ndarray | None, str]] = {}
+    desc = "detect+crop" if detector else "read"
+    if workers > 1 and len(tasks) > 200:
+        with get_context("fork").Pool(workers, initializer=_init_worker, initargs=(detector,)) as pool:
+            for fid, face, note in tqdm(pool.imap(_load_one, tasks, chunksize=64), total=len(tasks),
+                                        desc=desc, unit="face", leave=False):
+                results[fid] = (face, note)
+    else:
+        _init_worker(detector)
+        for task in tqdm(tasks, desc=desc, unit="face", leave=False):
+            fid, face, note = _load_one(task)
+            results[fid] = (face, note)
+    dropped = [{"id": fid, "reason": note} for fid, (face, note) in results.items() if face is None]
+    keep = labels[[results[fid][0] is not None for fid in labels["id"]]].copy()
+    if keep.empty:
+        raise DatasetError(f"no usable face among {len(labels)} images: first problem: {dropped[0]['reason']}")
+    images = np.stack([results[fid][0] for fid in keep["id"]])
+    keep["origin"] = [f"{Path(img).name}" + ("" if config.images != "detect" else f" ({results[fid][1]})")
+                      for fid, img in zip(keep["id"], keep["image"])]
+    return images, keep, dropped
+
+
+# -- the whole preparation ----------------------------------------------------------
+
+def prepare_dataset(schema: Schema, labels_source: str | Path, out_dir: str | Path, *,
+                    photos: str | Path | None = None, config: PrepareConfig = PrepareConfig(),
+                    overwrite: bool = False, strict: bool = False) -> Path:
+    """Prepare a dataset folder; returns its path. See the module docstring for the steps."""
+    mode = config.images or schema.options.get("images", "files")
+    if mode == "embedded":
+        mode = "files"  # read_image understands file.mat#index
+    if config.center_crop is None and schema.options.get("center_crop"):
+        config = _replace(config, center_crop=float(schema.options["center_crop"]))
+    config = _replace(config, images=mode)
+    labels = load_labels(schema, labels_source, check_images=False, strict=strict)
+    if config.limit:
+        labels = labels.iloc[: config.limit].copy()
+    if mode == "grid":
+        photos = Path(photos) if photos else Path(labels_source).parent
+        images, faces, dropped = _grid_faces(photos, labels, config, Path(labels_source))
+    else:
+        missing = [img for img in labels["image"] if "#" not in img and not Path(img).is_file()]
+        if missing:
+            raise ImageError(f"{len(missing)} image file(s) named by {labels_source} do not exist: "
+                             + ", ".join(missing[:5]))
+        images, faces, dropped = _file_faces(labels, config)
+    if dropped:
+        log.warning("%d face(s) left out (listed in the manifest): %s", len(dropped),
+                    "; ".join(f"{d['id']}: {d['reason']}" for d in dropped[:10]))
+    faces = faces.drop(columns=["image"]).assign(
+        source_id=faces["id"], augmentation="identity",
+        file=faces["image"].map(lambda p: str(p) if p else ""),
+    )
+    faces["split"] = assign_splits(faces, schema, config.split)
+    if config.augment:
+        images, faces = _augment_train(images, faces, config)
+    columns = ["id", "source_id", "split", "augmentation", "origin", "file"] + \
+        (["given_split"] if "given_split" in faces else []) + schema.label_names
+    settings = {**config.to_dict(), "labels_source": str(labels_source),
+                "photos": str(photos) if photos else None}
+    return write_dataset(out_dir, images, faces[columns], schema, settings,
+                         extra={"dropped": dropped}, overwrite=overwrite)
+
+
+def _augment_train(images: np.ndarray, faces: pd.DataFrame, config: PrepareConfig):
+    """Multiply the training split by the offline combinations; val and test stay as they are."""
+    from faces_keras.data.augment import augment_offline, parse_combinations
+
+    combos = parse_combinations(list(config.augment))
+    train = (faces["split"] == "train").to_numpy()
+    aug_images, aug_sources, aug_ops = augment_offline(
+        images[train], faces.loc[train, "source_id"].to_numpy(), combos, progress=True)
+    base = faces[train].set_index("source_id", drop=False)
+    aug_rows = base.loc[aug_sources].reset_index(drop=True)
+    aug_rows["augmentation"] = aug_ops
+    aug_rows["id"] = [sid if op == "identity" else f"{sid}~{op}" for sid, op in zip(aug_sources, aug_ops)]
+    keep = ~train
+    images = np.concatenate([aug_images, images[keep]])
+    faces = pd.concat([aug_rows, faces[keep]], ignore_index=True)
+    return images, faces
+
+
+def _replace(config: PrepareConfig, **changes) -> PrepareConfig:
+    from dataclasses import replace
+
+    return replace(config, **changes)
+
+
+__all__ = ["PrepareConfig", "prepare_dataset", "FacesKerasError"]
