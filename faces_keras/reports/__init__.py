@@ -1,0 +1,1 @@
+"""Reports: per-label metrics, before/after threshold tables and their Markdown."""

@@ -1,0 +1,473 @@
+"""Per-label decision thresholds that maximise F1, tuned on validation predictions.
+
+A sigmoid output of 0.5 is not the best cut-off for a rare attribute: with 5 %
+positives the model rarely reaches 0.5 and recall collapses. Here each binary
+label gets the threshold that maximises its F1 on the *validation* split; the
+test split is then scored with those thresholds (see
+:func:`faces_keras.reports.metrics.before_after_table`), so the test numbers
+stay honest.
+
+Only binary labels are tuned. A multiclass head predicts the arg-max of its
+softmax and has no threshold; :func:`describe_multiclass` gives the note that
+reports print for it, and :func:`tune_thresholds` refuses columns holding any
+value other than ``-1`` (missing), ``0`` and ``1``.
+
+Two methods:
+
+* ``grid``: F1 at every threshold of :meth:`ThresholdConfig.grid` (counted
+  in one vectorised pass; equal to ``sklearn.metrics.f1_score`` with
+  ``zero_division=0``);
+* ``exact``: the best point of ``sklearn.metrics.precision_recall_curve``, whose
+  thresholds are the predicted probabilities themselves, so no grid value can
+  beat it on the tuning data.
+
+Two modes:
+
+* ``per-label``: each label its own threshold (the default);
+* ``shared``: one threshold for every label, maximising the mean F1 over labels
+  (what the original project did; offered for comparison).
+
+Ties (several thresholds with the best F1) go to the threshold nearest 0.5,
+then to the lower one: the smallest move away from the usual default.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import textwrap
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from sklearn.metrics import precision_recall_curve
+
+from faces_keras.errors import LabelsError, RunError
+from faces_keras.io import atomic_path, read_json, write_json
+
+METHODS = ("grid", "exact")
+MODES = ("per-label", "shared")
+DEFAULT_THRESHOLD = 0.5
+MISSING = -1
+MAX_GRID_POINTS = 10_000
+# The exact method's curve has one point per distinct probability; plots and
+# thresholds.json need far fewer.
+MAX_CURVE_POINTS = 1000
+# F1 values this close count as a tie (they differ only by rounding).
+TIE_TOLERANCE = 1e-12
+MULTICLASS_NOTE = "multiclass: arg-max, no threshold"
+
+
+# -- configuration --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ThresholdConfig:
+    """How thresholds are searched.
+
+    ``start``, ``stop`` and ``step`` define the grid (``stop`` included); they
+    are ignored by the ``exact`` method, which searches every distinct
+    probability.
+    """
+
+    start: float = 0.05
+    stop: float = 0.95
+    step: float = 0.05
+    method: str = "grid"
+    mode: str = "per-label"
+
+    def __post_init__(self) -> None:
+        for name in ("start", "stop", "step"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+                    or not math.isfinite(value):
+                raise ValueError(f"ThresholdConfig.{name} must be a finite number, got {value!r}")
+        if not 0 < self.start < 1:
+            raise ValueError(f"ThresholdConfig.start must be in (0, 1), got {self.start!r}")
+        if not self.start <= self.stop < 1:
+            raise ValueError(
+                f"ThresholdConfig.stop must be in [start={self.start!r}, 1), got {self.stop!r}"
+            )
+        if not self.step > 0:
+            raise ValueError(f"ThresholdConfig.step must be > 0, got {self.step!r}")
+        points = (self.stop - self.start) / self.step + 1
+        if points > MAX_GRID_POINTS:
+            raise ValueError(
+                f"ThresholdConfig.step={self.step!r} gives {int(points)} thresholds "
+                f"between {self.start!r} and {self.stop!r}; at most {MAX_GRID_POINTS}"
+            )
+        if self.method not in METHODS:
+            raise ValueError(
+                f"ThresholdConfig.method must be one of {METHODS}, got {self.method!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"ThresholdConfig.mode must be one of {MODES}, got {self.mode!r}")
+
+    def grid(self) -> np.ndarray:
+        """The thresholds start, start + step, ..., stop (stop always included)."""
+        count = int(math.floor((self.stop - self.start) / self.step + 1e-9)) + 1
+        # Rounding turns 0.15000000000000002 into 0.15, so thresholds print and
+        # compare as written.
+        values = np.round(self.start + self.step * np.arange(count), 10)
+        if values[-1] < self.stop - 1e-9:
+            values = np.append(values, round(self.stop, 10))
+        return np.minimum(values, round(self.stop, 10))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- results --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ThresholdCurve:
+    """Precision, recall and F1 of one label against the threshold (ascending)."""
+
+    threshold: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    f1: np.ndarray
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {key: np.asarray(getattr(self, key), dtype=float).tolist()
+                for key in ("threshold", "precision", "recall", "f1")}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ThresholdCurve":
+        arrays = {key: np.asarray(data[key], dtype=float)
+                  for key in ("threshold", "precision", "recall", "f1")}
+        sizes = {key: arr.shape for key, arr in arrays.items()}
+        if len(set(sizes.values())) != 1 or arrays["threshold"].ndim != 1:
+            raise RunError(f"threshold curve arrays differ in shape: {sizes}")
+        return cls(**arrays)
+
+
+@dataclass(frozen=True)
+class ThresholdResult:
+    """The chosen threshold of every binary label, and how it was chosen.
+
+    ``best_f1`` is the F1 on the tuning (validation) data at the chosen
+    threshold, for the labels that could be tuned; ``notes`` explains the
+    labels that kept 0.5; ``curves`` holds each tuned label's sweep for plots.
+    """
+
+    thresholds: dict[str, float]
+    method: str
+    mode: str
+    notes: dict[str, str] = field(default_factory=dict)
+    curves: dict[str, ThresholdCurve] = field(default_factory=dict)
+    best_f1: dict[str, float] = field(default_factory=dict)
+    config: ThresholdConfig = field(default_factory=ThresholdConfig)
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.thresholds)
+
+    def as_array(self, label_names: Sequence[str]) -> np.ndarray:
+        """The thresholds in the order of ``label_names`` (shape (L,))."""
+        missing = [name for name in label_names if name not in self.thresholds]
+        if missing:
+            raise ValueError(f"no threshold for label(s) {missing}; have {self.label_names}")
+        return np.array([self.thresholds[name] for name in label_names], dtype=float)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "mode": self.mode,
+            "config": self.config.to_dict(),
+            "thresholds": {k: float(v) for k, v in self.thresholds.items()},
+            "best_f1": {k: float(v) for k, v in self.best_f1.items()},
+            "notes": dict(self.notes),
+            "curves": {k: curve.to_dict() for k, curve in self.curves.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ThresholdResult":
+        """Inverse of :meth:`to_dict`; raises RunError naming what is wrong."""
+        if not isinstance(data, Mapping):
+            raise RunError(f"thresholds data must be a mapping, got {type(data).__name__}")
+        missing = [key for key in ("method", "mode", "thresholds") if key not in data]
+        if missing:
+            raise RunError(f"thresholds data lacks key(s) {missing}")
+        try:
+            config = ThresholdConfig(**data.get("config", {"method": data["method"],
+                                                           "mode": data["mode"]}))
+            thresholds = {str(k): float(v) for k, v in data["thresholds"].items()}
+            curves = {str(k): ThresholdCurve.from_dict(v)
+                      for k, v in data.get("curves", {}).items()}
+            best_f1 = {str(k): float(v) for k, v in data.get("best_f1", {}).items()}
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise RunError(f"thresholds data is malformed: {exc}") from exc
+        bad = {k: v for k, v in thresholds.items() if not 0 <= v <= 1}
+        if bad:
+            raise RunError(f"thresholds must lie in [0, 1], got {bad}")
+        return cls(thresholds=thresholds, method=str(data["method"]), mode=str(data["mode"]),
+                   notes={str(k): str(v) for k, v in data.get("notes", {}).items()},
+                   curves=curves, best_f1=best_f1, config=config)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write ``thresholds.json`` (atomically)."""
+        write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ThresholdResult":
+        path = Path(path)
+        if not path.is_file():
+            raise RunError(f"{path}: no thresholds file (run threshold tuning first)")
+        try:
+            data = read_json(path)
+        except ValueError as exc:
+            raise RunError(f"{path}: not valid JSON: {exc}") from exc
+        try:
+            return cls.from_dict(data)
+        except RunError as exc:
+            raise RunError(f"{path}: {exc}") from exc
+
+
+# -- tuning ---------------------------------------------------------------------
+
+def describe_multiclass(label_name: str) -> str:
+    """The report note for a multiclass label: it takes the arg-max, untuned."""
+    return f"{label_name}: {MULTICLASS_NOTE}"
+
+
+def tune_thresholds(
+    y_true: np.ndarray,
+    y_prob: np.ndarray,
+    label_names: Sequence[str],
+    config: ThresholdConfig = ThresholdConfig(),
+) -> ThresholdResult:
+    """Choose the F1-maximising threshold of each binary label on validation data.
+
+    ``y_true`` is (N, L) with 1 positive, 0 negative and -1 missing (ignored);
+    ``y_prob`` is (N, L) with the predicted probability of the positive class
+    (ignored where ``y_true`` is -1, so it may be anything there). A label
+    with no positives or no negatives left keeps 0.5 (per-label mode) or is
+    left out of the mean F1 (shared mode), with a note saying why.
+    Only binary columns are accepted: multiclass heads use the arg-max, and a
+    column with any other value raises LabelsError.
+    """
+    y_true, y_prob = _check_inputs(y_true, y_prob, label_names)
+    columns, untunable = {}, {}
+    for j, name in enumerate(label_names):
+        keep = y_true[:, j] != MISSING
+        truth, prob = y_true[keep, j], y_prob[keep, j]
+        reason = _untunable_reason(truth)
+        if reason:
+            untunable[name] = reason
+        else:
+            columns[name] = (truth, prob)
+    notes = {}
+    if config.mode == "per-label":
+        thresholds, curves, best = _tune_per_label(columns, config)
+        for name, reason in untunable.items():
+            notes[name] = f"{reason}: kept 0.5"
+        for name in columns:
+            if best[name] == 0:
+                notes[name] = "F1 is 0 at every threshold: kept the one nearest 0.5"
+    else:
+        thresholds, curves, best = _tune_shared(columns, label_names, config)
+        # With no tunable label at all there is nothing to share: all keep 0.5.
+        outcome = "left out of the mean F1, given the shared threshold" if columns else "kept 0.5"
+        for name, reason in untunable.items():
+            notes[name] = f"{reason}: {outcome}"
+    ordered = {name: float(thresholds.get(name, DEFAULT_THRESHOLD)) for name in label_names}
+    return ThresholdResult(thresholds=ordered, method=config.method, mode=config.mode,
+                           notes=notes, curves=curves, best_f1=best, config=config)
+
+
+def apply_thresholds(
+    y_prob: np.ndarray, thresholds: Mapping[str, float], label_names: Sequence[str]
+) -> np.ndarray:
+    """0/1 predictions: ``y_prob[:, j] >= thresholds[label_names[j]]`` (shape (N, L))."""
+    y_prob = np.asarray(y_prob, dtype=float)
+    if y_prob.ndim != 2 or y_prob.shape[1] != len(label_names):
+        raise ValueError(
+            f"y_prob must have shape (N, {len(label_names)}) for labels {list(label_names)}, "
+            f"got {y_prob.shape}"
+        )
+    missing = [name for name in label_names if name not in thresholds]
+    if missing:
+        raise ValueError(f"no threshold for label(s) {missing}; have {list(thresholds)}")
+    cut = np.array([float(thresholds[name]) for name in label_names])
+    return (y_prob >= cut[None, :]).astype(int)
+
+
+def _check_inputs(
+    y_true: np.ndarray, y_prob: np.ndarray, label_names: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    y_true = np.asarray(y_true)
+    y_prob = np.asarray(y_prob, dtype=float)
+    if y_true.ndim != 2 or y_true.shape != y_prob.shape or y_true.shape[1] != len(label_names):
+        raise ValueError(
+            f"y_true {y_true.shape} and y_prob {y_prob.shape} must both be "
+            f"(N, {len(label_names)}) for labels {list(label_names)}"
+        )
+    if len(set(label_names)) != len(label_names):
+        raise ValueError(f"label names repeat: {list(label_names)}")
+    for j, name in enumerate(label_names):
+        values = set(np.unique(y_true[:, j]).tolist())
+        if not values <= {MISSING, 0, 1}:
+            raise LabelsError(
+                f"label {name!r}: thresholds are tuned for binary labels (values -1, 0, 1) "
+                f"only, got values {sorted(values)}; multiclass heads use the arg-max"
+            )
+        prob = y_prob[y_true[:, j] != MISSING, j]
+        if prob.size and not (np.all(np.isfinite(prob)) and prob.min() >= 0 and prob.max() <= 1):
+            raise ValueError(
+                f"label {name!r}: probabilities must be finite and in [0, 1], "
+                f"got range [{np.nanmin(prob)}, {np.nanmax(prob)}]"
+            )
+    return y_true.astype(int), y_prob
+
+
+def _untunable_reason(truth: np.ndarray) -> str | None:
+    """Why a label cannot be tuned, or None when it can."""
+    if truth.size == 0:
+        return "no labelled rows in validation"
+    if not np.any(truth == 1):
+        return "no positives in validation"
+    if not np.any(truth == 0):
+        return "no negatives in validation"
+    return None
+
+
+def _pick(thresholds: np.ndarray, f1: np.ndarray) -> int:
+    """Index of the best F1; ties go to the threshold nearest 0.5, then the lower."""
+    candidates = np.flatnonzero(f1 >= f1.max() - TIE_TOLERANCE)
+    # Rounded, so 0.35 and 0.65 count as equally far from 0.5 despite binary floats.
+    distance = np.round(np.abs(thresholds[candidates] - DEFAULT_THRESHOLD), 9)
+    order = np.lexsort((thresholds[candidates], distance))
+    return int(candidates[order[0]])
+
+
+def _f1(precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
+    total = precision + recall
+    return np.where(total > 0, 2 * precision * recall / np.where(total > 0, total, 1), 0.0)
+
+
+def _exact_curve(truth: np.ndarray, prob: np.ndarray) -> ThresholdCurve:
+    precision, recall, thresholds = precision_recall_curve(truth, prob)
+    # The last point (precision 1, recall 0) has no threshold.
+    precision, recall = precision[:-1], recall[:-1]
+    return ThresholdCurve(thresholds.astype(float), precision, recall, _f1(precision, recall))
+
+
+def _counting_curve(truth: np.ndarray, prob: np.ndarray, cuts: np.ndarray) -> ThresholdCurve:
+    """Precision, recall and F1 of ``prob >= t`` for every t in ``cuts``.
+
+    The confusion counts come from a sorted search, not from one
+    ``sklearn.metrics.f1_score`` call per threshold (milliseconds each, so
+    seconds for 40 labels); the scores use scikit-learn's formulas and its
+    ``zero_division=0`` convention, and the tests check them against it.
+    """
+    positives = np.sort(prob[truth == 1])
+    negatives = np.sort(prob[truth == 0])
+    tp = positives.size - np.searchsorted(positives, cuts, side="left")
+    fp = negatives.size - np.searchsorted(negatives, cuts, side="left")
+    predicted = tp + fp
+    precision = np.where(predicted > 0, tp / np.maximum(predicted, 1), 0.0)
+    recall = tp / positives.size
+    # F1 = 2 tp / (positives + predicted): scikit-learn's own expression.
+    f1 = 2 * tp / (positives.size + predicted)
+    return ThresholdCurve(np.asarray(cuts, dtype=float).copy(), precision, recall, f1)
+
+
+def _thin(curve: ThresholdCurve, keep: int) -> ThresholdCurve:
+    """At most MAX_CURVE_POINTS points of ``curve``, always including index ``keep``."""
+    size = curve.threshold.size
+    if size <= MAX_CURVE_POINTS:
+        return curve
+    index = np.unique(np.append(np.linspace(0, size - 1, MAX_CURVE_POINTS - 1).round(), keep))
+    index = index.astype(int)
+    return ThresholdCurve(*(getattr(curve, key)[index]
+                            for key in ("threshold", "precision", "recall", "f1")))
+
+
+def _tune_per_label(
+    columns: dict[str, tuple[np.ndarray, np.ndarray]], config: ThresholdConfig
+) -> tuple[dict[str, float], dict[str, ThresholdCurve], dict[str, float]]:
+    thresholds, curves, best = {}, {}, {}
+    for name, (truth, prob) in columns.items():
+        if config.method == "grid":
+            curve = _counting_curve(truth, prob, config.grid())
+        else:
+            curve = _exact_curve(truth, prob)
+        index = _pick(curve.threshold, curve.f1)
+        thresholds[name] = float(curve.threshold[index])
+        best[name] = float(curve.f1[index])
+        curves[name] = _thin(curve, index)
+    return thresholds, curves, best
+
+
+def _tune_shared(
+    columns: dict[str, tuple[np.ndarray, np.ndarray]],
+    label_names: Sequence[str],
+    config: ThresholdConfig,
+) -> tuple[dict[str, float], dict[str, ThresholdCurve], dict[str, float]]:
+    """One threshold for every label, maximising the mean F1 of the tunable labels."""
+    if not columns:
+        return {}, {}, {}
+    if config.method == "grid":
+        cuts = config.grid()
+    else:
+        # Every distinct probability of every label: the exact optimum is one of them.
+        cuts = np.unique(np.concatenate([prob for _, prob in columns.values()]))
+    curves = {name: _counting_curve(truth, prob, cuts) for name, (truth, prob) in columns.items()}
+    mean_f1 = np.mean([curve.f1 for curve in curves.values()], axis=0)
+    index = _pick(cuts, mean_f1)
+    shared = float(cuts[index])
+    best = {name: float(curve.f1[index]) for name, curve in curves.items()}
+    curves = {name: _thin(curve, index) for name, curve in curves.items()}
+    return {name: shared for name in label_names}, curves, best
+
+
+# -- plots ----------------------------------------------------------------------
+
+def plot_threshold_curves(result: ThresholdResult, path: str | os.PathLike) -> Path:
+    """One panel per label: precision, recall and F1 against the threshold.
+
+    The chosen threshold is marked; labels that kept 0.5 show their note.
+    Written atomically as PNG. Uses the Agg canvas directly, so the global
+    matplotlib backend of the caller is left alone.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    names = result.label_names or ["(no labels)"]
+    columns = min(4, len(names))
+    rows = math.ceil(len(names) / columns)
+    figure = Figure(figsize=(4 * columns, 3 * rows), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for ax, name in zip(axes, names):
+        _plot_label(ax, result, name)
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    figure.suptitle(f"thresholds: {result.method}, {result.mode}")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
+    return path
+
+
+def _plot_label(ax: Any, result: ThresholdResult, name: str) -> None:
+    ax.set_title(name)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("threshold")
+    curve = result.curves.get(name)
+    if curve is None:
+        note = textwrap.fill(result.notes.get(name, "not tuned"), width=32)
+        ax.text(0.5, 0.5, note, ha="center", va="center", fontsize=8, transform=ax.transAxes)
+        return
+    ax.plot(curve.threshold, curve.precision, label="precision")
+    ax.plot(curve.threshold, curve.recall, label="recall")
+    ax.plot(curve.threshold, curve.f1, label="F1")
+    chosen = result.thresholds[name]
+    ax.axvline(chosen, color="grey", linestyle="--", linewidth=1)
+    ax.plot([chosen], [result.best_f1[name]], "ko")
+    ax.annotate(f"t={chosen:.3g}, F1={result.best_f1[name]:.3f}",
+                (chosen, result.best_f1[name]), textcoords="offset points", xytext=(4, 6),
+                fontsize=8)
+    ax.legend(fontsize=7, loc="lower left")
