@@ -1,0 +1,351 @@
+"""``faces-keras``: the command line, thin over the library.
+
+Each subcommand parses its flags (optionally a YAML/TOML config file whose keys
+are the long flag names), calls one library function, and prints where its
+output went. Bad input prints one clear line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from faces_keras import __version__
+from faces_keras.errors import FacesKerasError
+
+log = logging.getLogger("faces_keras")
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def command(name: str):
+    def register(func):
+        COMMANDS[name] = func
+        return func
+    return register
+
+
+# -- config files -----------------------------------------------------------------------
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML or TOML file of settings; keys are long flag names (dashes or underscores)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FacesKerasError(f"{path}: config file not found")
+    text = path.read_text()
+    if path.suffix == ".toml":
+        import tomllib
+
+        data = tomllib.loads(text)
+    else:
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise FacesKerasError(f"{path}: a config file holds a mapping of setting to value")
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def apply_config_file(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]) -> None:
+    """Values from --config fill every flag the command line did not give."""
+    if not getattr(args, "config", None):
+        return
+    given = {a.split("=")[0].lstrip("-").replace("-", "_") for a in argv if a.startswith("--")}
+    known = vars(args)
+    for key, value in read_config_file(args.config).items():
+        if key not in known:
+            raise FacesKerasError(f"{args.config}: unknown setting {key!r} for `{args.command}`")
+        if key not in given:
+            setattr(args, key, value)
+
+
+# -- parser ---------------------------------------------------------------------------------
+
+def _add_prepare_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--schema", help="schema name in datasets/ or a YAML file (e.g. grids, celeba, utkface, fer2013)")
+    p.add_argument("--labels", dest="labels_source", help="labels file or folder (CSV, list_attr_celeba.txt, image folder)")
+    p.add_argument("--photos", help="grid photos folder (grid schemas; default: the labels file's folder)")
+    p.add_argument("--size", type=int, default=64, help="face size in pixels (square; default 64)")
+    p.add_argument("--color", action="store_true", help="keep RGB colour (default: grayscale)")
+    p.add_argument("--images", choices=["grid", "files", "detect", "embedded"], help="how faces are obtained (default: the schema's)")
+    p.add_argument("--detector", default="haar", help="face detector for --images detect: haar, lbp, mtcnn")
+    p.add_argument("--margin", type=float, default=0.2, help="margin around a detected face, fraction of its box")
+    p.add_argument("--augment", default="", help="offline augmentation of the training split, e.g. "
+                   "identity,zoom,blur,zoom+blur (the original's four) or 'original'")
+    p.add_argument("--val", type=float, default=0.16, help="validation fraction of source faces (default 0.16)")
+    p.add_argument("--test", type=float, default=0.20, help="test fraction of source faces (default 0.20)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, help="use only the first N labelled faces")
+    p.add_argument("--cols", type=int, help="grid layout: columns (instead of the file name)")
+    p.add_argument("--rows", type=int, help="grid layout: rows")
+    p.add_argument("--cell", type=int, help="grid layout: cell size in pixels")
+    p.add_argument("--strict", action="store_true", help="fail on malformed entries a dataset is known to have")
+
+
+def _add_train_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="default", help="default, residual, original-per-label, original-all-label")
+    p.add_argument("--label", action="append", dest="label_names", help="train on this label only (repeatable)")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--filters", type=int, default=16, help="default/residual presets: filters of the first block")
+    p.add_argument("--blocks", type=int, default=4)
+    p.add_argument("--dropout", type=float, default=0.3)
+    p.add_argument("--no-augmentation", action="store_true", help="no online augmentation layers")
+    p.add_argument("--class-weights", choices=["none", "balanced"], default="none")
+    p.add_argument("--patience", type=int, default=5, help="early stopping patience (epochs)")
+    p.add_argument("--max-train", type=int, help="use at most N training faces")
+    p.add_argument("--mixed-precision", action="store_true", help="float16/bfloat16 compute on a GPU")
+    p.add_argument("--tensorboard", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="faces-keras", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"faces-keras {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("quickstart", help="the whole pipeline on generated (or given) grid photos")
+    p.add_argument("--photos", help="grid photos folder (default: synthetic faces the package draws)")
+    p.add_argument("--labels", help="labels CSV for --photos")
+    p.add_argument("--schema", help="schema for --labels (default: grids when --photos is given)")
+    p.add_argument("--out", default="runs/quickstart", help="run directory (default runs/quickstart)")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--faces", type=int, default=1200, help="synthetic faces to draw")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--config")
+
+    p = sub.add_parser("prepare", help="crop, label, split and augment faces into a dataset folder")
+    p.add_argument("out", help="dataset folder to write")
+    _add_prepare_flags(p)
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--config", help="YAML/TOML file of settings")
+
+    p = sub.add_parser("dataset", help="look at a prepared dataset")
+    dsub = p.add_subparsers(dest="dataset_command", metavar="ACTION")
+    q = dsub.add_parser("show", help="label balance per split and sample faces (writes PNGs)")
+    q.add_argument("path")
+    q.add_argument("--out", help="folder for the figures (default: <dataset>/show)")
+
+    p = sub.add_parser("train", help="train a model on a prepared dataset into a run directory")
+    p.add_argument("dataset", nargs="?", help="prepared dataset folder")
+    p.add_argument("--out", help="run directory (default runs/<dataset>-<preset>)")
+    _add_train_flags(p)
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--config")
+
+    p = sub.add_parser("thresholds", help="tune per-label thresholds on validation; before/after table")
+    p.add_argument("run")
+    p.add_argument("--method", choices=["grid", "exact"], default="grid")
+    p.add_argument("--mode", choices=["per-label", "shared"], default="per-label")
+    p.add_argument("--start", type=float, default=0.05)
+    p.add_argument("--stop", type=float, default=0.95)
+    p.add_argument("--step", type=float, default=0.05)
+
+    p = sub.add_parser("report", help="green/red prediction report of a run (terminal, HTML, PNG, CSV)")
+    p.add_argument("run")
+    p.add_argument("--split", default="test", choices=["val", "test"])
+    p.add_argument("--per-class", type=int, default=5, help="faces of each class of each label (0: all)")
+    p.add_argument("--no-color", action="store_true")
+    p.add_argument("--out", help="folder for report files (default: the run directory)")
+
+    p = sub.add_parser("predict", help="detect faces in photos and predict their labels")
+    p.add_argument("run")
+    p.add_argument("photos", nargs="+")
+    p.add_argument("--out", default="predictions")
+    p.add_argument("--cropped", action="store_true", help="photos are already cropped faces")
+    p.add_argument("--detector", default="haar")
+
+    p = sub.add_parser("compare", help="per-label models against one all-label model on one split")
+    p.add_argument("dataset")
+    p.add_argument("--out", default="runs/compare")
+    p.add_argument("--presets", default="default", help="comma-separated: default,original")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-train", type=int)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("tune", help="Hyperband search over a model family")
+    p.add_argument("dataset")
+    p.add_argument("--space", default="default", help="default, residual or original")
+    p.add_argument("--out", default="searches")
+    p.add_argument("--config")
+    return parser
+
+
+# -- commands --------------------------------------------------------------------------------
+
+@command("prepare")
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from faces_keras.data.prepare import PrepareConfig, prepare_dataset
+    from faces_keras.data.split import SplitConfig
+    from faces_keras.labels import load_schema
+
+    if not args.schema or not args.labels_source:
+        raise FacesKerasError("prepare needs --schema and --labels (see `faces-keras prepare --help`)")
+    augment = args.augment
+    if augment == "original":
+        from faces_keras.data.augment import ORIGINAL_COMBINATIONS
+
+        augment = ",".join(ORIGINAL_COMBINATIONS)
+    config = PrepareConfig(
+        size=args.size, gray=not args.color, images=args.images, detector=args.detector, margin=args.margin,
+        augment=tuple(a for a in augment.split(",") if a), limit=args.limit,
+        split=SplitConfig(val=args.val, test=args.test, seed=args.seed),
+        cols=args.cols, rows=args.rows, cell=args.cell,
+    )
+    out = prepare_dataset(load_schema(args.schema), args.labels_source, args.out, photos=args.photos,
+                          config=config, overwrite=args.overwrite, strict=args.strict)
+    from faces_keras.data.store import Dataset
+
+    dataset = Dataset.load(out)
+    counts = dataset.faces["split"].value_counts().to_dict()
+    dropped = dataset.manifest.get("dropped", [])
+    print(f"prepared {len(dataset.faces)} faces ({dataset.manifest['sources']} sources) into {out}: "
+          + ", ".join(f"{k} {v}" for k, v in counts.items())
+          + (f"; {len(dropped)} left out (see manifest.json)" if dropped else ""))
+    return 0
+
+
+@command("dataset")
+def cmd_dataset(args: argparse.Namespace) -> int:
+    if args.dataset_command != "show":
+        raise FacesKerasError("usage: faces-keras dataset show DATASET")
+    from faces_keras.data.present import show_dataset
+
+    for path in show_dataset(args.path, args.out):
+        print(path)
+    return 0
+
+
+def _train_config(args: argparse.Namespace, dataset: str):
+    from faces_keras.models.presets import ModelConfig
+    from faces_keras.training.train import TrainConfig
+
+    model = ModelConfig(preset=args.preset, filters=args.filters, blocks=args.blocks, dropout=args.dropout,
+                        learning_rate=args.learning_rate,
+                        augmentation=None if args.no_augmentation else {})
+    return TrainConfig(dataset=str(dataset), labels=tuple(args.label_names or ()), model=model,
+                       epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                       patience=args.patience, class_weights=args.class_weights, max_train=args.max_train,
+                       mixed_precision=args.mixed_precision, tensorboard=args.tensorboard)
+
+
+@command("train")
+def cmd_train(args: argparse.Namespace) -> int:
+    from faces_keras.training.train import resume, train
+
+    if args.resume:
+        run = resume(args.resume)
+    else:
+        if not args.dataset:
+            raise FacesKerasError("train needs a prepared DATASET folder (or --resume RUN_DIR)")
+        out = args.out or f"runs/{Path(args.dataset).name}-{args.preset}"
+        run = train(_train_config(args, args.dataset), out, overwrite=args.overwrite)
+    _print_run_summary(run)
+    return 0
+
+
+@command("thresholds")
+def cmd_thresholds(args: argparse.Namespace) -> int:
+    from faces_keras.training.evaluate import evaluate_run
+    from faces_keras.training.rundir import RunDir
+
+    run = RunDir(args.run)
+    evaluate_run(run, method=args.method, mode=args.mode, start=args.start, stop=args.stop, step=args.step)
+    print((run / "metrics.md").read_text() if (run / "metrics.md").is_file() else "no binary labels: "
+          "multi-class heads take the arg-max and need no threshold")
+    print(f"thresholds: {run / 'thresholds.json'}")
+    return 0
+
+
+@command("report")
+def cmd_report(args: argparse.Namespace) -> int:
+    from faces_keras.reports.report import report_command
+
+    return report_command(args)
+
+
+@command("predict")
+def cmd_predict(args: argparse.Namespace) -> int:
+    from faces_keras.inference.predict import predict_command
+
+    return predict_command(args)
+
+
+@command("compare")
+def cmd_compare(args: argparse.Namespace) -> int:
+    from faces_keras.training.compare import compare_command
+
+    return compare_command(args)
+
+
+@command("tune")
+def cmd_tune(args: argparse.Namespace) -> int:
+    from faces_keras.tuning.search import tune_command
+
+    return tune_command(args)
+
+
+@command("quickstart")
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from faces_keras.quickstart import quickstart
+
+    run = quickstart(photos=args.photos, labels=args.labels, schema=args.schema, out=args.out,
+                     epochs=args.epochs, faces=args.faces, seed=args.seed)
+    _print_run_summary(run)
+    return 0
+
+
+def _print_run_summary(run) -> None:
+    from faces_keras.io import read_json
+
+    metrics = read_json(run / "metrics.json")
+    for head, result in metrics["heads"].items():
+        if result["kind"] == "binary":
+            print(f"{'label':<12}{'threshold':>10}{'precision':>10}{'recall':>8}{'F1':>7}   (test)")
+            for row in result["test"]:
+                print(f"{row['label']:<12}{row['threshold']:>10.2f}{row['precision']:>10.3f}"
+                      f"{row['recall']:>8.3f}{row['f1']:>7.3f}")
+        elif result["kind"] == "multiclass":
+            print(f"{head}: test accuracy {result['test']['accuracy']:.3f}, macro F1 {result['test']['macro_f1']:.3f}")
+        else:
+            print(f"{head}: test MAE {result['test']['mae']:.2f}")
+    report = run / "report.html"
+    print(f"run directory: {run.path}")
+    if report.is_file():
+        print(f"report: {report}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s: %(message)s")
+    logging.getLogger("faces_keras").setLevel(logging.INFO)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        apply_config_file(parser, args, argv)
+        return COMMANDS[args.command](args) or 0
+    except FacesKerasError as exc:
+        print(f"faces-keras {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, FileExistsError) as exc:
+        print(f"faces-keras {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"faces-keras {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    sys.exit(main())

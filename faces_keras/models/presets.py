@@ -1,0 +1,200 @@
+"""Model presets: a backbone (feature extractor) and heads that follow the schema.
+
+Presets, by name:
+
+``original-per-label``
+    The source project's per-label CNN: Conv2D(32, 3) → MaxPool → Conv2D(64, 2)
+    → MaxPool → Conv2D(128, 2) → Flatten → Dense(256) → sigmoid. 6.5 M parameters.
+``original-all-label``
+    The same shape with 64, 128 and 576 filters and Dense(1152): 130 M
+    parameters, nearly all in the Dense layer after Flatten.
+``default``
+    The suite's own: four 3x3 conv blocks (conv → batch norm → ReLU → max
+    pool) of 16·2^i filters, global average pooling instead of a huge
+    Flatten → Dense, dropout, online augmentation. ~100 k parameters.
+``residual``
+    A small ResNet (functional API): a stem, then stages of two residual
+    blocks with batch norm and projection shortcuts, global average pooling,
+    dropout before the classifier.
+
+Every model takes uint8-range float images ``(size, size, C)`` and rescales
+them itself, so stored faces and photos at prediction time are fed alike.
+Single-head models are ``keras.Sequential`` where the preset is sequential;
+several heads make a functional model with one named output per head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import keras
+from keras import layers
+
+from faces_keras.models.heads import Head
+
+PRESETS = ("default", "residual", "original-per-label", "original-all-label")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture settings; every preset reads the ones it uses."""
+
+    preset: str = "default"
+    filters: int = 16  # default/residual: filters of the first block, doubled per block
+    blocks: int = 4  # default: conv blocks; residual: stages
+    convs_per_block: int = 1  # default: 3x3 convolutions per block
+    dense: int = 0  # default/residual: a hidden Dense layer before the heads (0: none)
+    dropout: float = 0.3
+    learning_rate: float = 1e-3
+    augmentation: dict[str, Any] | None = field(default_factory=dict)  # None: no online augmentation
+    # The original presets' sizes, overridable by the tuner's original search space.
+    original_filters: tuple[int, int, int] | None = None
+    original_dense: int | None = None
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset={self.preset!r}: expected one of {PRESETS}")
+        if not 4 <= self.filters <= 512:
+            raise ValueError(f"filters={self.filters}: expected 4 to 512")
+        if not 1 <= self.blocks <= 6:
+            raise ValueError(f"blocks={self.blocks}: expected 1 to 6")
+        if not 1 <= self.convs_per_block <= 3:
+            raise ValueError(f"convs_per_block={self.convs_per_block}: expected 1 to 3")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout={self.dropout}: expected [0, 1)")
+        if not 0 < self.learning_rate < 1:
+            raise ValueError(f"learning_rate={self.learning_rate}: expected (0, 1)")
+        if self.dense < 0:
+            raise ValueError(f"dense={self.dense}: expected >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if out["original_filters"] is not None:
+            out["original_filters"] = list(out["original_filters"])
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        data = dict(data)
+        if data.get("original_filters") is not None:
+            data["original_filters"] = tuple(data["original_filters"])
+        return cls(**data)
+
+
+def _augmentation_layers(config: ModelConfig) -> list[layers.Layer]:
+    if config.augmentation is None or config.preset.startswith("original"):
+        return []  # the original presets trained on offline-augmented data only
+    from faces_keras.data.augment import AugmentationConfig, online_augmentation
+
+    aug = online_augmentation(AugmentationConfig.from_dict(config.augmentation or {}))
+    return [] if aug is None else [aug]
+
+
+def _original_layers(config: ModelConfig, all_label: bool) -> list[layers.Layer]:
+    f1, f2, f3 = config.original_filters or ((64, 128, 576) if all_label else (32, 64, 128))
+    dense = config.original_dense or (1152 if all_label else 256)
+    return [
+        layers.Conv2D(f1, 3, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(f2, 2, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(f3, 2, activation="relu"),
+        layers.Flatten(),
+        layers.Dense(dense, activation="relu"),
+    ]
+
+
+def _default_layers(config: ModelConfig) -> list[layers.Layer]:
+    stack: list[layers.Layer] = []
+    for block in range(config.blocks):
+        filters = config.filters * 2 ** block
+        for _ in range(config.convs_per_block):
+            stack += [layers.Conv2D(filters, 3, padding="same", use_bias=False),
+                      layers.BatchNormalization(), layers.ReLU()]
+        stack.append(layers.MaxPooling2D(2))
+    stack.append(layers.GlobalAveragePooling2D())
+    if config.dense:
+        stack += [layers.Dropout(config.dropout), layers.Dense(config.dense, activation="relu")]
+    stack.append(layers.Dropout(config.dropout))
+    return stack
+
+
+def _residual_backbone(x, config: ModelConfig):
+    def conv_bn(y, filters, strides=1, relu=True):
+        y = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False)(y)
+        y = layers.BatchNormalization()(y)
+        return layers.ReLU()(y) if relu else y
+
+    # A stride-2 stem and a pool, as in ResNet: the residual stages then work at
+    # a quarter of the input size, which is what keeps this preset fast on CPU.
+    x = conv_bn(x, config.filters, strides=2)
+    x = layers.MaxPooling2D(2)(x)
+    for stage in range(config.blocks - 1):
+        filters = config.filters * 2 ** stage
+        for block in range(2):
+            strides = 2 if (block == 0 and stage > 0) else 1
+            shortcut = x
+            y = conv_bn(x, filters, strides)
+            y = conv_bn(y, filters, relu=False)
+            if strides != 1 or shortcut.shape[-1] != filters:
+                shortcut = layers.Conv2D(filters, 1, strides=strides, use_bias=False)(shortcut)
+                shortcut = layers.BatchNormalization()(shortcut)
+            x = layers.ReLU()(layers.Add()([y, shortcut]))
+    x = layers.GlobalAveragePooling2D()(x)
+    if config.dense:
+        x = layers.Dense(config.dense, activation="relu")(x)
+    return layers.Dropout(config.dropout)(x)
+
+
+def _head_layer(head: Head) -> layers.Dense:
+    # float32 outputs keep losses stable under mixed precision.
+    return layers.Dense(head.units, activation=head.activation, name=head.name, dtype="float32")
+
+
+def build_model(heads: list[Head], input_shape: tuple[int, int, int], config: ModelConfig = ModelConfig(),
+                name: str | None = None) -> keras.Model:
+    """An uncompiled model for ``heads`` (see :func:`compile_model`)."""
+    name = name or config.preset.replace("-", "_")
+    front = [keras.Input(shape=input_shape, name="image"), *_augmentation_layers(config),
+             layers.Rescaling(1.0 / 255, name="rescale")]
+    if config.preset == "residual":
+        inputs = front[0]
+        x = inputs
+        for layer in front[1:]:
+            x = layer(x)
+        features = _residual_backbone(x, config)
+        outputs = {h.name: _head_layer(h)(features) for h in heads}
+        return keras.Model(inputs, outputs if len(heads) > 1 else outputs[heads[0].name], name=name)
+    if config.preset == "default":
+        body = _default_layers(config)
+    else:
+        body = _original_layers(config, all_label=config.preset == "original-all-label")
+    if len(heads) == 1:
+        return keras.Sequential([*front, *body, _head_layer(heads[0])], name=name)
+    inputs = front[0]
+    x = inputs
+    for layer in [*front[1:], *body]:
+        x = layer(x)
+    return keras.Model(inputs, {h.name: _head_layer(h)(x) for h in heads}, name=name)
+
+
+def compile_model(model: keras.Model, heads: list[Head], learning_rate: float = 1e-3,
+                  loss_weights: dict[str, list[float]] | None = None) -> keras.Model:
+    """Adam, a masked loss per head, masked metrics per head."""
+    from faces_keras.models.heads import head_loss, head_metrics
+
+    loss_weights = loss_weights or {}
+
+    def loss_for(head: Head):
+        weights = loss_weights.get(head.name)
+        return head_loss(head, pos_weight=weights if head.kind == "binary" else None,
+                         class_weight=weights if head.kind == "multiclass" else None)
+
+    if len(heads) == 1:
+        losses, metrics = loss_for(heads[0]), head_metrics(heads[0])
+    else:
+        losses = {h.name: loss_for(h) for h in heads}
+        metrics = {h.name: head_metrics(h) for h in heads}
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=losses, metrics=metrics)
+    return model

@@ -1,0 +1,1 @@
+"""Training: fit a model into a run directory, resume it, evaluate it, compare models."""

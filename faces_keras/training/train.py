@@ -1,0 +1,249 @@
+"""``faces-keras train``: fit a model on a prepared dataset into a run directory.
+
+The split is the dataset's own (made by source face before augmentation);
+thresholds are tuned on validation; test is predicted once, at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from faces_keras.data.store import Dataset
+from faces_keras.errors import RunError
+from faces_keras.io import read_json, write_json
+from faces_keras.models.heads import Head, class_balance_weights, fit_targets, make_targets, plan_heads
+from faces_keras.models.presets import ModelConfig, build_model, compile_model
+from faces_keras.training.rundir import (BEST, LAST, MANIFEST, MODEL, SCHEMA, STATE, RunDir)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a training run; recorded in the run's config.yaml."""
+
+    dataset: str = ""
+    labels: tuple[str, ...] = ()  # a subset of the schema's labels; empty: all
+    model: ModelConfig = field(default_factory=ModelConfig)
+    epochs: int = 20
+    batch_size: int = 64
+    seed: int = 0
+    monitor: str = "val_loss"
+    patience: int = 5  # early stopping, best weights restored
+    reduce_lr_patience: int = 2
+    class_weights: str = "none"  # none | balanced
+    tensorboard: bool = False
+    mixed_precision: bool = False
+    max_train: int | None = None  # use at most this many training faces (quick runs)
+    threshold_method: str = "grid"  # grid | exact
+    threshold_mode: str = "per-label"  # per-label | shared
+    verbose: int = 2
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise ValueError(f"epochs={self.epochs}: expected at least 1")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size={self.batch_size}: expected at least 1")
+        if self.class_weights not in ("none", "balanced"):
+            raise ValueError(f"class_weights={self.class_weights!r}: expected 'none' or 'balanced'")
+        if not self.monitor.startswith("val_"):
+            raise ValueError(f"monitor={self.monitor!r}: monitor a validation quantity (val_...)")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["labels"] = list(self.labels)
+        out["model"] = self.model.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        data = dict(data)
+        data["labels"] = tuple(data.get("labels") or ())
+        data["model"] = ModelConfig.from_dict(data.get("model") or {})
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown training setting(s) {sorted(unknown)}")
+        return cls(**data)
+
+
+@dataclass
+class TrainingData:
+    """Arrays of one dataset for one label selection."""
+
+    dataset: Dataset
+    heads: list[Head]
+    x: dict[str, np.ndarray]
+    targets: dict[str, dict[str, np.ndarray]]
+    frames: dict[str, Any]
+
+    @classmethod
+    def load(cls, dataset: Dataset, labels: tuple[str, ...] = (), max_train: int | None = None,
+             seed: int = 0) -> "TrainingData":
+        schema = dataset.schema.select(list(labels))
+        heads = plan_heads(schema)
+        x, targets, frames = {}, {}, {}
+        for split in ("train", "val", "test"):
+            images, frame = dataset.split(split)
+            if split == "train" and max_train and len(frame) > max_train:
+                keep = np.sort(np.random.default_rng(seed).choice(len(frame), max_train, replace=False))
+                images, frame = images[keep], frame.iloc[keep].reset_index(drop=True)
+            x[split] = images.astype("float32")
+            frames[split] = frame
+            targets[split] = make_targets(frame, heads)
+        return cls(dataset, heads, x, targets, frames)
+
+    @property
+    def schema(self):
+        return self.dataset.schema.select([name for h in self.heads for name in h.labels])
+
+
+def predict_heads(model, x: np.ndarray, heads: list[Head], batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Probabilities (or values) per head, whatever the model's output structure."""
+    out = model.predict(x, batch_size=batch_size, verbose=0)
+    if isinstance(out, dict):
+        return {h.name: np.asarray(out[h.name]) for h in heads}
+    if isinstance(out, (list, tuple)):
+        return {h.name: np.asarray(o) for h, o in zip(heads, out)}
+    return {heads[0].name: np.asarray(out)}
+
+
+class _ResumeState:
+    """Keras callback factory: after each epoch save last.keras, then state.json."""
+
+    @staticmethod
+    def make(run: RunDir, monitor: str):
+        import keras
+
+        class ResumeState(keras.callbacks.Callback):
+            def __init__(self, best: float | None):
+                super().__init__()
+                self.best = best
+
+            def on_epoch_end(self, epoch, logs=None):
+                logs = logs or {}
+                value = logs.get(monitor)
+                if value is not None and (self.best is None or value < self.best):
+                    self.best = float(value)
+                from faces_keras.io import atomic_path
+
+                with atomic_path(run.checkpoints / LAST) as tmp:
+                    self.model.save(tmp)
+                write_json(run.checkpoints / STATE, {"epoch": epoch, "best": self.best,
+                                                     "monitor": monitor, "time": time.time()})
+
+        return ResumeState
+
+
+def _callbacks(run: RunDir, config: TrainConfig, resume_state: dict | None):
+    import keras
+
+    mode = "max" if any(k in config.monitor for k in ("auc", "accuracy", "precision", "recall", "f1")) else "min"
+    best = resume_state.get("best") if resume_state else None
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(run.checkpoints / BEST, monitor=config.monitor, mode=mode,
+                                        save_best_only=True, initial_value_threshold=best),
+        keras.callbacks.EarlyStopping(monitor=config.monitor, mode=mode, patience=config.patience,
+                                      restore_best_weights=True),
+        keras.callbacks.CSVLogger(str(run / "history.csv"), append=resume_state is not None),
+        keras.callbacks.ReduceLROnPlateau(monitor=config.monitor, mode=mode, factor=0.5,
+                                          patience=config.reduce_lr_patience, min_lr=1e-5),
+        _ResumeState.make(run, config.monitor)(best),
+    ]
+    if config.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run / "tensorboard")))
+    return callbacks
+
+
+def train(config: TrainConfig, run_dir: str | Path, *, overwrite: bool = False) -> RunDir:
+    """Train into ``run_dir``; see :func:`resume` to continue an interrupted run."""
+    run = RunDir(run_dir)
+    if run.path.exists() and any(run.path.iterdir()):
+        if not overwrite:
+            raise RunError(f"{run.path} exists; use --resume to continue it or --overwrite to replace it")
+        shutil.rmtree(run.path)
+    run.checkpoints.mkdir(parents=True, exist_ok=True)
+    return _fit(config, run, resume_state=None)
+
+
+def resume(run_dir: str | Path) -> RunDir:
+    """Continue a run from its last completed epoch (or finish it if training was done)."""
+    run = RunDir(run_dir)
+    config = TrainConfig.from_dict(run.read_config())
+    state_path = run.checkpoints / STATE
+    if not state_path.is_file() or not (run.checkpoints / LAST).is_file():
+        log.info("%s: no epoch was completed; starting from the beginning", run.path)
+        return _fit(config, run, resume_state=None)
+    return _fit(config, run, resume_state=read_json(state_path))
+
+
+def _fit(config: TrainConfig, run: RunDir, resume_state: dict | None) -> RunDir:
+    import keras
+
+    from faces_keras.backend import describe_device, set_precision, set_seed
+
+    set_seed(config.seed)
+    precision = set_precision(config.mixed_precision)
+    device = describe_device()
+    log.info("training on %s (%s backend, %s)", device["device"], device["backend"], precision)
+    dataset = Dataset.load(config.dataset)
+    data = TrainingData.load(dataset, config.labels, config.max_train, config.seed)
+    schema = data.schema
+    run.write_config({**config.to_dict(), "device": device, "precision": precision})
+    schema.dump(run / SCHEMA)
+    write_json(run / MANIFEST, {**dataset.manifest, "path": str(dataset.path)})
+
+    weights = class_balance_weights(data.targets["train"], data.heads) if config.class_weights == "balanced" else {}
+    initial_epoch = 0
+    if resume_state is not None:
+        import faces_keras.models.heads  # noqa: F401
+
+        model = keras.saving.load_model(run.checkpoints / LAST)
+        initial_epoch = int(resume_state["epoch"]) + 1
+        log.info("resuming %s at epoch %d of %d", run.path, initial_epoch + 1, config.epochs)
+    else:
+        model = build_model(data.heads, data.x["train"].shape[1:], config.model)
+        compile_model(model, data.heads, config.model.learning_rate, weights)
+    started = time.time()
+    if initial_epoch < config.epochs:
+        model.fit(
+            data.x["train"], fit_targets(data.targets["train"], data.heads),
+            validation_data=(data.x["val"], fit_targets(data.targets["val"], data.heads)),
+            epochs=config.epochs, initial_epoch=initial_epoch, batch_size=config.batch_size,
+            callbacks=_callbacks(run, config, resume_state), verbose=config.verbose, shuffle=True,
+        )
+    train_seconds = time.time() - started
+    if (run.checkpoints / BEST).is_file():
+        model = keras.saving.load_model(run.checkpoints / BEST)
+    from faces_keras.io import atomic_path
+
+    with atomic_path(run / MODEL) as tmp:
+        model.save(tmp)
+    finish_run(run, model, data, config, train_seconds)
+    return run
+
+
+def finish_run(run: RunDir, model, data: TrainingData, config: TrainConfig, train_seconds: float) -> None:
+    """Predict val and test once, tune thresholds on val, write metrics, plots and the report."""
+    from faces_keras.training.evaluate import evaluate_run
+
+    arrays: dict[str, np.ndarray] = {}
+    for split in ("val", "test"):
+        for head, probs in predict_heads(model, data.x[split], data.heads).items():
+            arrays[f"{split}/{head}"] = probs
+            arrays[f"{split}/{head}/true"] = data.targets[split][head]
+        arrays[f"{split}/index"] = data.frames[split]["index"].to_numpy()
+    run.save_predictions(arrays)
+    evaluate_run(run, method=config.threshold_method, mode=config.threshold_mode,
+                 extra={"train_seconds": round(train_seconds, 1), "parameters": int(model.count_params()),
+                        "train_faces": int(len(data.x["train"]))})
+
+
+__all__ = ["TrainConfig", "TrainingData", "predict_heads", "resume", "train", "replace"]
