@@ -66,6 +66,10 @@ class PrepareConfig:
             raise ValueError(f"center_crop={self.center_crop}: expected a fraction in (0, 1]")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit={self.limit}: expected a positive number of faces")
+        if self.augment:
+            from faces_keras.data.augment import parse_combinations
+
+            parse_combinations(list(self.augment))  # raises naming an unknown operation
         layout = (self.cols, self.rows, self.cell)
         if any(v is not None for v in layout) and not all(v is not None for v in layout):
             raise ValueError("a grid layout needs --cols, --rows and --cell together")
@@ -208,12 +212,11 @@ def prepare_dataset(schema: Schema, labels_source: str | Path, out_dir: str | Pa
 
 def _augment_train(images: np.ndarray, faces: pd.DataFrame, config: PrepareConfig):
     """Multiply the training split by the offline combinations; val and test stay as they are."""
-    from faces_keras.data.augment import augment_offline, parse_combinations
+    from faces_keras.data.augment import augment_offline
 
-    combos = parse_combinations(list(config.augment))
     train = (faces["split"] == "train").to_numpy()
     aug_images, aug_sources, aug_ops = augment_offline(
-        images[train], faces.loc[train, "source_id"].to_numpy(), combos, progress=True)
+        images[train], faces.loc[train, "source_id"].to_numpy(), list(config.augment), progress=True)
     base = faces[train].set_index("source_id", drop=False)
     aug_rows = base.loc[aug_sources].reset_index(drop=True)
     aug_rows["augmentation"] = aug_ops

@@ -7,6 +7,7 @@ thresholds are tuned on validation; test is predicted once, at the end.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -64,7 +65,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        data = dict(data)
+        data = {k: v for k, v in data.items() if k != "environment"}  # recorded, not a setting
         data["labels"] = tuple(data.get("labels") or ())
         data["model"] = ModelConfig.from_dict(data.get("model") or {})
         known = {f for f in cls.__dataclass_fields__}
@@ -196,7 +197,7 @@ def _fit(config: TrainConfig, run: RunDir, resume_state: dict | None) -> RunDir:
     dataset = Dataset.load(config.dataset)
     data = TrainingData.load(dataset, config.labels, config.max_train, config.seed)
     schema = data.schema
-    run.write_config({**config.to_dict(), "device": device, "precision": precision})
+    run.write_config({**config.to_dict(), "environment": _environment(device, precision)})
     schema.dump(run / SCHEMA)
     write_json(run / MANIFEST, {**dataset.manifest, "path": str(dataset.path)})
 
@@ -228,6 +229,18 @@ def _fit(config: TrainConfig, run: RunDir, resume_state: dict | None) -> RunDir:
         model.save(tmp)
     finish_run(run, model, data, config, train_seconds)
     return run
+
+
+def _environment(device: dict, precision: str) -> dict:
+    """What the run ran on, so a result can be traced to its machine and versions."""
+    import platform
+
+    import numpy
+
+    from faces_keras import __version__
+
+    return {**device, "precision": precision, "faces_keras": __version__, "python": platform.python_version(),
+            "numpy": numpy.__version__, "machine": platform.machine(), "cpus": os.cpu_count()}
 
 
 def finish_run(run: RunDir, model, data: TrainingData, config: TrainConfig, train_seconds: float) -> None:

@@ -1,0 +1,41 @@
+# faces-keras: one command to set up and run the demo, one to set up and test.
+#   make demo   - create .venv, install, run the quickstart (synthetic faces, ~5 min on 2 cores)
+#   make test   - create .venv, install, run the tests (tensorflow, then the jax subset)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXTRAS ?= tensorflow,jax,distributed,dev
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-fast test-jax test-notebooks test-slow bench clean
+
+$(VENV)/.installed: setup.cfg constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	KERAS_BACKEND=tensorflow $(VENV)/bin/faces-keras quickstart
+
+test: install
+	KERAS_BACKEND=tensorflow $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	KERAS_BACKEND=jax $(PY) -m pytest -m "backend_subset and not slow" $(PYTEST_ARGS)
+
+test-fast: install
+	KERAS_BACKEND=tensorflow $(PY) -m pytest -m "not slow" -x -q $(PYTEST_ARGS)
+
+test-jax: install
+	KERAS_BACKEND=jax $(PY) -m pytest -m "backend_subset and not slow" $(PYTEST_ARGS)
+
+test-slow: install
+	KERAS_BACKEND=tensorflow $(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+bench: install
+	$(PY) benchmarks/bench_prepare.py
+	$(PY) benchmarks/bench_models.py
+
+clean:
+	rm -rf $(VENV) runs prepared searches .pytest_cache

@@ -1,0 +1,40 @@
+"""Shared fixtures: the real data in ../shared/data and small prepared datasets built from it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = (ROOT / ".." / "shared" / "data").resolve()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not DATA.is_dir():
+        pytest.fail(f"the shared real data is missing: expected it at {DATA}")
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def grids_dataset(tmp_path_factory, data_dir) -> Path:
+    """The 458 real grid faces, prepared (64x64 gray, 64/16/20 split, no augmentation)."""
+    from faces_keras.data.prepare import prepare_dataset
+    from faces_keras.labels import load_schema
+
+    out = tmp_path_factory.mktemp("prepared") / "grids"
+    return prepare_dataset(load_schema("grids"), data_dir / "grids" / "faces-labels.csv", out)
+
+
+def tiny_model(**overrides):
+    """A model config small enough for one-epoch tests."""
+    from faces_keras.models.presets import ModelConfig
+
+    settings = dict(filters=8, blocks=2, augmentation=None)
+    settings.update(overrides)
+    return ModelConfig(**settings)

@@ -1,0 +1,118 @@
+"""Every preset builds for binary, multi-class and multi-head schemas; masked labels cost nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from keras import ops
+
+from faces_keras.labels import load_schema
+from faces_keras.models import ModelConfig, build_model, compile_model, plan_heads
+from faces_keras.models.heads import (MaskedBinaryCrossentropy, MaskedHuber, MaskedPrecision,
+                                      MaskedSparseCategoricalCrossentropy, class_balance_weights)
+
+SCHEMAS = {
+    "binary": ("grids", (64, 64, 1), {"labels": (5,)}),
+    "multiclass": ("fer2013", (48, 48, 1), {"emotion": (7,)}),
+    "multihead": ("utkface", (64, 64, 3), {"labels": (1,), "race": (5,), "age_band": (9,), "age": (1,)}),
+}
+
+
+def _outputs(model, x):
+    out = model(x, training=False)
+    return out if isinstance(out, dict) else {model.layers[-1].name: out}
+
+
+@pytest.mark.parametrize("preset", ["default", "residual", "original-per-label"])
+@pytest.mark.parametrize("kind", sorted(SCHEMAS))
+def test_preset_output_shapes(preset, kind):
+    schema_name, shape, expected = SCHEMAS[kind]
+    heads = plan_heads(load_schema(schema_name))
+    model = build_model(heads, shape, ModelConfig(preset=preset))
+    x = np.random.default_rng(0).integers(0, 255, (3, *shape)).astype("float32")
+    out = _outputs(model, x)
+    assert {k: tuple(v.shape[1:]) for k, v in out.items()} == expected
+    for head in heads:
+        values = np.asarray(out[head.name])
+        if head.kind == "binary":
+            assert ((values >= 0) & (values <= 1)).all()
+        elif head.kind == "multiclass":
+            assert np.allclose(values.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_single_head_presets_are_sequential_and_original_matches_the_paper():
+    import keras
+
+    heads = plan_heads(load_schema("grids").select(["glasses"]))
+    per_label = build_model(heads, (64, 64, 1), ModelConfig(preset="original-per-label"))
+    assert isinstance(per_label, keras.Sequential)
+    convs = [l for l in per_label.layers if isinstance(l, keras.layers.Conv2D)]
+    assert [(c.filters, c.kernel_size) for c in convs] == [(32, (3, 3)), (64, (2, 2)), (128, (2, 2))]
+    # 64 -> conv3 62 -> pool 31 -> conv2 30 -> pool 15 -> conv2 14: Flatten gives 14*14*128 features
+    expected = (9 * 32 + 32) + (4 * 32 * 64 + 64) + (4 * 64 * 128 + 128) + (14 * 14 * 128 * 256 + 256) + 257
+    assert per_label.count_params() == expected  # 6.5 M, nearly all in Dense(256) after Flatten
+    default = build_model(heads, (64, 64, 1), ModelConfig())
+    assert isinstance(default, keras.Sequential) and default.count_params() < 200_000
+
+
+@pytest.mark.slow
+def test_original_all_label_size():
+    heads = plan_heads(load_schema("grids"))
+    model = build_model(heads, (64, 64, 1), ModelConfig(preset="original-all-label"))
+    assert 129e6 < model.count_params() < 131e6
+
+
+def test_masked_binary_loss_ignores_missing_entries():
+    loss = MaskedBinaryCrossentropy()
+    y = np.array([[1, 0, -1], [0, -1, -1]], dtype="float32")
+    p1 = np.array([[0.8, 0.3, 0.5], [0.1, 0.9, 0.2]], dtype="float32")
+    p2 = p1.copy()
+    p2[y < 0] = [0.01, 0.99, 0.7]  # only the masked predictions change
+    assert np.isclose(float(loss(y, p1)), float(loss(y, p2)))
+    labelled = -(np.log(0.8) + np.log(0.7) + np.log(0.9)) / 3  # mean over the 3 labelled entries
+    assert np.isclose(float(loss(y, p1)), labelled, atol=1e-5)
+    # a face with nothing labelled adds nothing either
+    y3, p3 = np.vstack([y, [[-1, -1, -1]]]), np.vstack([p1, [[0.5, 0.5, 0.5]]])
+    assert np.isclose(float(loss(y3, p3.astype("float32"))), labelled, atol=1e-5)
+
+
+def test_masked_categorical_and_regression_losses():
+    ce = MaskedSparseCategoricalCrossentropy()
+    y = np.array([2, -1, 0])
+    p = np.array([[0.1, 0.2, 0.7], [0.3, 0.3, 0.4], [0.6, 0.2, 0.2]], dtype="float32")
+    q = p.copy()
+    q[1] = [0.9, 0.05, 0.05]
+    assert np.isclose(float(ce(y, p)), float(ce(y, q)))
+    assert np.isclose(float(ce(y, p)), -(np.log(0.7) + np.log(0.6)) / 2, atol=1e-5)
+    huber = MaskedHuber(delta=5.0)
+    yr = np.array([[30.0], [np.nan]], dtype="float32")
+    assert np.isclose(float(huber(yr, np.array([[32.0], [99.0]], "float32"))), 0.5 * 4, atol=1e-5)
+
+
+def test_masked_metric_counts_only_labelled_entries():
+    metric = MaskedPrecision()
+    metric.update_state(np.array([[1, -1], [0, -1]], "float32"), np.array([[0.9, 0.9], [0.8, 0.9]], "float32"))
+    assert np.isclose(float(metric.result()), 0.5)  # 1 TP, 1 FP; the masked column's 0.9s ignored
+
+
+def test_class_weights_balance_from_training_targets():
+    heads = plan_heads(load_schema("utkface").select(["sex", "race"]))
+    targets = {"labels": np.array([[1], [0], [0], [0], [-1]], "float32"), "race": np.array([0, 0, 0, 1, -1])}
+    weights = class_balance_weights(targets, heads)
+    assert weights["labels"] == [3.0]
+    assert weights["race"][0] == pytest.approx(4 / (5 * 3)) and weights["race"][1] == pytest.approx(4 / 5)
+
+
+@pytest.mark.backend_subset
+def test_multihead_training_step_reports_loss_per_head():
+    heads = plan_heads(load_schema("utkface").select(["sex", "race", "age"]))
+    model = compile_model(build_model(heads, (32, 32, 3), ModelConfig(filters=4, blocks=2, augmentation=None)), heads)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (16, 32, 32, 3)).astype("float32")
+    y = {"labels": rng.integers(-1, 2, (16, 1)).astype("float32"), "race": rng.integers(-1, 5, 16),
+         "age": rng.uniform(1, 80, (16, 1)).astype("float32")}
+    history = model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    for name in ("labels_loss", "race_loss", "age_loss", "race_accuracy", "age_mae"):
+        assert name in history.history, sorted(history.history)
+    assert np.isfinite(history.history["loss"][0])
+    assert ops.convert_to_numpy(model.predict(x, verbose=0)["race"]).shape == (16, 5)
