@@ -61,7 +61,7 @@ def test_resume_continues_from_last_completed_epoch(tmp_path, grids_dataset, mon
                          max_train=96, verbose=0, patience=10)
     real_callbacks = training._callbacks
 
-    def interrupt_after_second_epoch(run, cfg, state):
+    def interrupt_after_second_epoch(run, cfg, state, faces):
         import keras
 
         class Interrupt(keras.callbacks.Callback):
@@ -69,7 +69,7 @@ def test_resume_continues_from_last_completed_epoch(tmp_path, grids_dataset, mon
                 if epoch == 1:
                     raise KeyboardInterrupt
 
-        return real_callbacks(run, cfg, state) + [Interrupt()]
+        return real_callbacks(run, cfg, state, faces) + [Interrupt()]
 
     monkeypatch.setattr(training, "_callbacks", interrupt_after_second_epoch)
     with pytest.raises(KeyboardInterrupt):

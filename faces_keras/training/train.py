@@ -143,12 +143,37 @@ class _ResumeState:
         return ResumeState
 
 
-def _callbacks(run: RunDir, config: TrainConfig, resume_state: dict | None):
+def epoch_timer(train_faces: int):
+    """A callback that adds training seconds and images/s (validation excluded) to each epoch's logs.
+
+    It must come before CSVLogger in the callback list so the numbers reach history.csv.
+    """
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started, self.train_seconds = time.perf_counter(), None
+
+        def on_test_begin(self, logs=None):
+            if getattr(self, "started", None) is not None and self.train_seconds is None:
+                self.train_seconds = time.perf_counter() - self.started
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds = self.train_seconds or (time.perf_counter() - self.started)
+            if logs is not None:
+                logs["epoch_seconds"] = round(seconds, 3)
+                logs["images_per_second"] = round(train_faces / seconds, 2)
+
+    return EpochTimer()
+
+
+def _callbacks(run: RunDir, config: TrainConfig, resume_state: dict | None, train_faces: int = 0):
     import keras
 
     mode = "max" if any(k in config.monitor for k in ("auc", "accuracy", "precision", "recall", "f1")) else "min"
     best = resume_state.get("best") if resume_state else None
     callbacks = [
+        epoch_timer(train_faces),
         keras.callbacks.ModelCheckpoint(run.checkpoints / BEST, monitor=config.monitor, mode=mode,
                                         save_best_only=True, initial_value_threshold=best),
         keras.callbacks.EarlyStopping(monitor=config.monitor, mode=mode, patience=config.patience,
@@ -163,7 +188,8 @@ def _callbacks(run: RunDir, config: TrainConfig, resume_state: dict | None):
     return callbacks
 
 
-def train(config: TrainConfig, run_dir: str | Path, *, overwrite: bool = False) -> RunDir:
+def train(config: TrainConfig, run_dir: str | Path, *, overwrite: bool = False,
+          callbacks: list | None = None) -> RunDir:
     """Train into ``run_dir``; see :func:`resume` to continue an interrupted run."""
     run = RunDir(run_dir)
     if run.path.exists() and any(run.path.iterdir()):
@@ -171,7 +197,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, overwrite: bool = False) 
             raise RunError(f"{run.path} exists; use --resume to continue it or --overwrite to replace it")
         shutil.rmtree(run.path)
     run.checkpoints.mkdir(parents=True, exist_ok=True)
-    return _fit(config, run, resume_state=None)
+    return _fit(config, run, resume_state=None, extra_callbacks=callbacks)
 
 
 def resume(run_dir: str | Path) -> RunDir:
@@ -185,7 +211,8 @@ def resume(run_dir: str | Path) -> RunDir:
     return _fit(config, run, resume_state=read_json(state_path))
 
 
-def _fit(config: TrainConfig, run: RunDir, resume_state: dict | None) -> RunDir:
+def _fit(config: TrainConfig, run: RunDir, resume_state: dict | None,
+         extra_callbacks: list | None = None) -> RunDir:
     import keras
 
     from faces_keras.backend import describe_device, set_precision, set_seed
@@ -218,7 +245,7 @@ def _fit(config: TrainConfig, run: RunDir, resume_state: dict | None) -> RunDir:
             data.x["train"], fit_targets(data.targets["train"], data.heads),
             validation_data=(data.x["val"], fit_targets(data.targets["val"], data.heads)),
             epochs=config.epochs, initial_epoch=initial_epoch, batch_size=config.batch_size,
-            callbacks=_callbacks(run, config, resume_state), verbose=config.verbose, shuffle=True,
+            callbacks=_callbacks(run, config, resume_state, len(data.x["train"])) + list(extra_callbacks or []), verbose=config.verbose, shuffle=True,
         )
     train_seconds = time.time() - started
     if (run.checkpoints / BEST).is_file():

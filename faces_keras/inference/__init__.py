@@ -1,0 +1,1 @@
+"""Inference: predict labels for faces in new photos with a trained run."""
