@@ -111,7 +111,7 @@ def _default_layers(config: ModelConfig) -> list[layers.Layer]:
         filters = config.filters * 2 ** block
         for _ in range(config.convs_per_block):
             stack += [layers.Conv2D(filters, 3, padding="same", use_bias=False),
-                      layers.BatchNormalization(), layers.ReLU()]
+                      layers.BatchNormalization(momentum=0.9), layers.ReLU()]
         stack.append(layers.MaxPooling2D(2))
     stack.append(layers.GlobalAveragePooling2D())
     if config.dense:
@@ -123,7 +123,7 @@ def _default_layers(config: ModelConfig) -> list[layers.Layer]:
 def _residual_backbone(x, config: ModelConfig):
     def conv_bn(y, filters, strides=1, relu=True):
         y = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False)(y)
-        y = layers.BatchNormalization()(y)
+        y = layers.BatchNormalization(momentum=0.9)(y)
         return layers.ReLU()(y) if relu else y
 
     # A stride-2 stem and a pool, as in ResNet: the residual stages then work at
@@ -139,7 +139,7 @@ def _residual_backbone(x, config: ModelConfig):
             y = conv_bn(y, filters, relu=False)
             if strides != 1 or shortcut.shape[-1] != filters:
                 shortcut = layers.Conv2D(filters, 1, strides=strides, use_bias=False)(shortcut)
-                shortcut = layers.BatchNormalization()(shortcut)
+                shortcut = layers.BatchNormalization(momentum=0.9)(shortcut)
             x = layers.ReLU()(layers.Add()([y, shortcut]))
     x = layers.GlobalAveragePooling2D()(x)
     if config.dense:
