@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,4 +198,4 @@ def predict_command(args) -> int:
     return 1 if unreadable else 0
 
 
-__all__ = ["Predictor", "predict_photos", "predict_command", "json"]
+__all__ = ["Predictor", "predict_photos", "predict_command"]
