@@ -1,0 +1,208 @@
+"""Merge prepared datasets into one: the union of their labels, masked where a part lacks one.
+
+CelebA labels sex and glasses but not race; UTKFace labels sex and race but not
+glasses. Merged, every face keeps the labels its own dataset gives and the
+others are *missing* (``-1`` for binary and multiclass, ``NaN`` for
+regression), which the masked losses and metrics of
+:mod:`faces_keras.models.heads` leave out. So one model learns ``sex`` from
+both datasets, ``glasses`` from CelebA faces only and ``race`` from UTKFace
+faces only.
+
+Rules, checked before anything is written:
+
+* a label name shared by two parts must mean the same thing: the same kind, and
+  the same value names (binary) or classes (multiclass), else
+  :class:`~faces_keras.errors.SchemaError` naming both parts and the label;
+* images must have the same shape, else :class:`~faces_keras.errors.DatasetError`
+  naming both shapes (prepare the parts with the same ``--size`` / ``--color``);
+* face ids and source ids are prefixed with the part's name
+  (``celeba:182638``) so they stay unique across parts;
+* every face keeps its split: each part was split by source face when it was
+  prepared, so no source crosses splits here either.
+
+The merged manifest records the parts: their paths, manifest checksums,
+image checksums, counts and schemas.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from faces_keras.data.store import MANIFEST, Dataset, write_dataset
+from faces_keras.errors import DatasetError, SchemaError
+from faces_keras.labels.schema import MISSING, Label, Schema
+
+PART_COLUMN = "part"
+_BOOK_KEEPING = ("index", "id", "source_id", "split", "augmentation", "origin", "file", "given_split", PART_COLUMN)
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def part_names(datasets: list[Dataset], names: list[str] | None) -> list[str]:
+    """The name of each part: given, else its schema's name, else its folder's name."""
+    if names is not None:
+        if len(names) != len(datasets):
+            raise DatasetError(f"{len(names)} name(s) {names} for {len(datasets)} datasets; give one name per dataset")
+    else:
+        names = [ds.schema.name for ds in datasets]
+        if len(set(names)) < len(names):
+            names = [ds.path.name for ds in datasets]
+    bad = [n for n in names if not _NAME.match(n)]
+    if bad:
+        raise DatasetError(f"part name(s) {bad}: use letters, digits, '_', '-' or '.' (they prefix face ids)")
+    if len(set(names)) < len(names):
+        raise DatasetError(f"part names {names} are not unique; give distinct names (--names a,b)")
+    return names
+
+
+def _same_meaning(a: Label, b: Label) -> bool:
+    if a.kind != b.kind:
+        return False
+    if a.kind == "regression":
+        return True
+    return a.value_names() == b.value_names()
+
+
+def _describe(label: Label) -> str:
+    if label.kind == "regression":
+        return "regression"
+    return f"{label.kind} {label.value_names()}"
+
+
+def union_schema(schemas: list[Schema], names: list[str]) -> Schema:
+    """Every label of every part, first appearance first; shared names must agree."""
+    labels: dict[str, Label] = {}
+    owner: dict[str, str] = {}
+    for schema, part in zip(schemas, names):
+        for label in schema.labels:
+            if label.name in _BOOK_KEEPING:
+                raise SchemaError(f"part {part!r}: label {label.name!r} has the name of a bookkeeping "
+                                  f"column of a prepared dataset; rename it in the schema")
+            if label.name not in labels:
+                labels[label.name], owner[label.name] = label, part
+            elif not _same_meaning(labels[label.name], label):
+                raise SchemaError(
+                    f"label {label.name!r} means different things in the datasets to merge: "
+                    f"{_describe(labels[label.name])} in {owner[label.name]!r}, {_describe(label)} in {part!r}; "
+                    "rename one of them in its schema and prepare it again")
+    return Schema(
+        name="+".join(names),
+        # schema_from_dict accepts only the loaders' formats; a merged dataset is never
+        # loaded from a labels source again, so the first part's format is a record only.
+        format=schemas[0].format,
+        labels=tuple(labels.values()),
+        options={"combined_from": list(names)},
+        description="merged from " + ", ".join(f"{n} ({s.name})" for n, s in zip(names, schemas)),
+    )
+
+
+def _check_shapes(datasets: list[Dataset], names: list[str]) -> tuple[int, ...]:
+    first = tuple(datasets[0].images.shape[1:])
+    for ds, name in zip(datasets[1:], names[1:]):
+        shape = tuple(ds.images.shape[1:])
+        if shape != first:
+            raise DatasetError(
+                f"images of {names[0]!r} ({datasets[0].path}) are {first} but those of {name!r} ({ds.path}) "
+                f"are {shape}; prepare both with the same --size and --color")
+    return first
+
+
+def _part_faces(ds: Dataset, name: str, schema: Schema) -> pd.DataFrame:
+    """The part's rows with prefixed ids and a column for every label of the union."""
+    faces = ds.faces.drop(columns=["index"], errors="ignore").copy()
+    faces["id"] = name + ":" + faces["id"].astype(str)
+    faces["source_id"] = name + ":" + faces["source_id"].astype(str)
+    faces[PART_COLUMN] = name
+    own = set(ds.schema.label_names)
+    for label in schema.labels:
+        if label.name in own:
+            continue
+        if label.kind == "regression":
+            faces[label.name] = np.float32("nan")
+        else:
+            faces[label.name] = MISSING
+    return faces
+
+
+def _manifest_sha256(ds: Dataset) -> str:
+    return hashlib.sha256((ds.path / MANIFEST).read_bytes()).hexdigest()[:16]
+
+
+def _part_record(ds: Dataset, name: str) -> dict[str, Any]:
+    counts = ds.faces["split"].value_counts()
+    return {
+        "name": name,
+        "path": str(ds.path.resolve()),
+        "schema": ds.schema.name,
+        "labels": ds.schema.label_names,
+        "manifest_sha256": _manifest_sha256(ds),
+        "images_sha256": ds.manifest.get("images_sha256"),
+        "count": int(len(ds.faces)),
+        "splits": {split: int(counts.get(split, 0)) for split in ("train", "val", "test")},
+        "settings": ds.manifest.get("settings", {}),
+    }
+
+
+def combine_datasets(paths: list, out: str | Path, names: list[str] | None = None,
+                     overwrite: bool = False) -> Path:
+    """Merge prepared dataset folders ``paths`` into the dataset folder ``out``; returns ``out``.
+
+    See the module docstring for the rules. ``names`` prefix the face ids of
+    each part (default: each part's schema name, or folder name if two share one).
+    """
+    if len(paths) < 2:
+        raise DatasetError(f"merging needs two or more prepared datasets, got {len(paths)}")
+    datasets = [Dataset.load(p) for p in paths]
+    names = part_names(datasets, names)
+    schema = union_schema([ds.schema for ds in datasets], names)
+    shape = _check_shapes(datasets, names)
+    images = np.concatenate([ds.images for ds in datasets])
+    frames = [_part_faces(ds, name, schema) for ds, name in zip(datasets, names)]
+    faces = pd.concat(frames, ignore_index=True)
+    if "given_split" in faces:
+        faces["given_split"] = faces["given_split"].fillna("")
+    columns = ["id", "source_id", "split", "augmentation", "origin", "file", PART_COLUMN] + \
+        (["given_split"] if "given_split" in faces else []) + schema.label_names
+    faces = faces[columns]
+    for label in schema.labels:
+        if label.kind != "regression":
+            faces[label.name] = faces[label.name].astype(int)
+    first = datasets[0].manifest.get("settings", {})
+    settings = {
+        "combined": True,
+        # what prediction needs to feed photos like the training faces
+        "size": int(shape[0]), "gray": shape[-1] == 1, "margin": first.get("margin", 0.2),
+        "parts": names,
+    }
+    dropped = [{**d, "id": f"{name}:{d.get('id')}"} for ds, name in zip(datasets, names)
+               for d in ds.manifest.get("dropped", [])]
+    extra = {
+        "parts": [_part_record(ds, name) for ds, name in zip(datasets, names)],
+        "split_note": "each face keeps the split of its part; every part was split by source face "
+                      "when it was prepared, so no source id is in two splits",
+        "dropped": dropped,
+    }
+    return write_dataset(out, images, faces, schema, settings, extra=extra, overwrite=overwrite)
+
+
+def merge_command(args: argparse.Namespace) -> int:
+    """``faces-keras dataset merge OUT DS1 DS2 [...] [--names a,b] [--overwrite]``."""
+    names = [n.strip() for n in args.names.split(",")] if getattr(args, "names", None) else None
+    out = combine_datasets(args.datasets, args.out, names=names, overwrite=getattr(args, "overwrite", False))
+    merged = Dataset.load(out)
+    parts = ", ".join(f"{part['name']} {part['count']}" for part in merged.manifest["parts"])
+    print(f"merged {len(merged.faces)} faces into {out} ({parts})")
+    for label in merged.schema.labels:
+        values = merged.faces[label.name]
+        labelled = int(values.notna().sum()) if label.kind == "regression" else int((values >= 0).sum())
+        print(f"  {label.name:<12} {label.kind:<11} labelled on {labelled} of {len(values)} faces")
+    return 0
+
+
+__all__ = ["combine_datasets", "merge_command", "part_names", "union_schema", "PART_COLUMN"]
