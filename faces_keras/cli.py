@@ -71,7 +71,8 @@ def _add_prepare_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=64, help="face size in pixels (square; default 64)")
     p.add_argument("--color", action="store_true", help="keep RGB colour (default: grayscale)")
     p.add_argument("--images", choices=["grid", "files", "detect", "embedded"], help="how faces are obtained (default: the schema's)")
-    p.add_argument("--detector", default="haar", help="face detector for --images detect: haar, lbp, mtcnn")
+    p.add_argument("--detector", default="haar", help="face detector for --images detect: haar (OpenCV, default) or mtcnn (pip install faces-keras[mtcnn])")
+    p.add_argument("--detect-max-side", type=int, help="shrink photos to this longest side before detecting (speed)")
     p.add_argument("--margin", type=float, default=0.2, help="margin around a detected face, fraction of its box")
     p.add_argument("--augment", default="", help="offline augmentation of the training split, e.g. "
                    "identity,zoom,blur,zoom+blur (the original's four) or 'original'")
@@ -159,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("photos", nargs="+")
     p.add_argument("--out", default="predictions")
     p.add_argument("--cropped", action="store_true", help="photos are already cropped faces")
-    p.add_argument("--detector", default="haar")
+    p.add_argument("--detector", default="haar", help="haar (default) or mtcnn")
 
     p = sub.add_parser("compare", help="per-label models against one all-label model on one split")
     p.add_argument("dataset")
@@ -196,6 +197,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         augment = ",".join(ORIGINAL_COMBINATIONS)
     config = PrepareConfig(
         size=args.size, gray=not args.color, images=args.images, detector=args.detector, margin=args.margin,
+        detect_max_side=args.detect_max_side,
         augment=tuple(a for a in augment.split(",") if a), limit=args.limit,
         split=SplitConfig(val=args.val, test=args.test, seed=args.seed),
         cols=args.cols, rows=args.rows, cell=args.cell,

@@ -42,6 +42,7 @@ class PrepareConfig:
     gray: bool = True
     images: str | None = None  # grid | files | detect | embedded; default from the schema
     detector: str = "haar"
+    detect_max_side: int | None = None  # shrink photos to this longest side before detecting (speed)
     margin: float = 0.2
     center_crop: float | None = None  # files: keep this central fraction first
     no_face: str = "skip"  # detect: skip the image, or fall back to a "center" crop
@@ -105,7 +106,7 @@ def _grid_faces(photos: Path, labels: pd.DataFrame, config: PrepareConfig, label
 _WORKER_DETECTOR = None
 
 
-def _init_worker(detector_name: str) -> None:
+def _init_worker(detector_name: str, max_side: int | None = None) -> None:
     import cv2
 
     cv2.setNumThreads(1)
@@ -113,7 +114,8 @@ def _init_worker(detector_name: str) -> None:
     if detector_name:
         from faces_keras.data.detect import make_detector
 
-        _WORKER_DETECTOR = make_detector(detector_name)
+        params = {"max_side": max_side} if (max_side and detector_name == "haar") else {}
+        _WORKER_DETECTOR = make_detector(detector_name, **params)
 
 
 def _load_one(task: tuple[str, str, PrepareConfig]) -> tuple[str, np.ndarray | None, str]:
@@ -149,12 +151,13 @@ def _file_faces(labels: pd.DataFrame, config: PrepareConfig):
     results: dict[str, tuple[np.ndarray | None, str]] = {}
     desc = "detect+crop" if detector else "read"
     if workers > 1 and len(tasks) > 200:
-        with get_context("fork").Pool(workers, initializer=_init_worker, initargs=(detector,)) as pool:
+        with get_context("fork").Pool(workers, initializer=_init_worker,
+                                        initargs=(detector, config.detect_max_side)) as pool:
             for fid, face, note in tqdm(pool.imap(_load_one, tasks, chunksize=64), total=len(tasks),
                                         desc=desc, unit="face", leave=False):
                 results[fid] = (face, note)
     else:
-        _init_worker(detector)
+        _init_worker(detector, config.detect_max_side)
         for task in tqdm(tasks, desc=desc, unit="face", leave=False):
             fid, face, note = _load_one(task)
             results[fid] = (face, note)
@@ -179,6 +182,8 @@ def prepare_dataset(schema: Schema, labels_source: str | Path, out_dir: str | Pa
         mode = "files"  # read_image understands file.mat#index
     if config.center_crop is None and schema.options.get("center_crop"):
         config = _replace(config, center_crop=float(schema.options["center_crop"]))
+    if config.detect_max_side is None and schema.options.get("detect_max_side"):
+        config = _replace(config, detect_max_side=int(schema.options["detect_max_side"]))
     config = _replace(config, images=mode)
     labels = load_labels(schema, labels_source, check_images=False, strict=strict)
     if config.limit:
