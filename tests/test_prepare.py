@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import cv2
+import pandas as pd
 import numpy as np
 import pytest
 
@@ -148,3 +149,29 @@ def test_prepare_config_validation():
         PrepareConfig(cols=3)
     with pytest.raises(ValueError, match="val 0.5 \\+ test 0.5"):
         SplitConfig(val=0.5, test=0.5)
+
+
+def test_detect_and_crop_reports_faces_found_and_draws_boxes(tmp_path, data_dir):
+    # 40 loosely cropped CelebA images plus the group photo (6 faces) as an odd one out
+    names = (data_dir / "celeba" / "list_attr_celeba.txt").read_text().splitlines()
+    (tmp_path / "img_celeba").mkdir()
+    rows = names[2:42]
+    for line in rows:
+        shutil.copy(data_dir / "celeba" / "img_celeba" / line.split()[0], tmp_path / "img_celeba")
+    shutil.copy(data_dir / "photos" / "group-6-faces.jpg", tmp_path / "img_celeba" / "group.jpg")
+    rows.append("group.jpg " + " ".join(rows[0].split()[1:]))
+    (tmp_path / "list_attr_celeba.txt").write_text(f"{len(rows)}\n{names[1]}\n" + "\n".join(rows) + "\n")
+    out = prepare_dataset(load_schema("celeba"), tmp_path / "list_attr_celeba.txt", tmp_path / "ds",
+                          config=PrepareConfig(box_examples=3, workers=1, detect_max_side=640))
+    data = Dataset.load(out)
+    detections = pd.read_csv(out / "detections.csv", dtype={"id": str})
+    assert len(detections) == 41
+    group = detections[detections["id"] == "group"].iloc[0]
+    assert group["faces_found"] == 6 and len(group["boxes"].split(";")) == 6
+    summary = data.manifest["detection"]
+    assert summary["images"] == 41 and summary["several"] >= 1
+    assert summary["one_face"] == int((detections["faces_found"] == 1).sum())
+    drawn = sorted(p.name for p in (out / "boxes").iterdir())
+    assert "6faces-group.jpg" in drawn and len(drawn) >= 4
+    kept = detections[detections["kept"]]
+    assert len(data.faces) == len(kept) and data.images.shape[1:] == (64, 64, 1)

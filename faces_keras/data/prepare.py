@@ -46,6 +46,7 @@ class PrepareConfig:
     margin: float = 0.2
     center_crop: float | None = None  # files: keep this central fraction first
     no_face: str = "skip"  # detect: skip the image, or fall back to a "center" crop
+    box_examples: int = 24  # detect: annotated copies written to boxes/ for checking by eye
     augment: tuple[str, ...] = ()  # offline combinations, e.g. ("identity", "zoom", "blur", "zoom+blur")
     split: SplitConfig = field(default_factory=SplitConfig)
     limit: int | None = None  # keep the first N labelled faces (quick runs)
@@ -118,57 +119,89 @@ def _init_worker(detector_name: str, max_side: int | None = None) -> None:
         _WORKER_DETECTOR = make_detector(detector_name, **params)
 
 
-def _load_one(task: tuple[str, str, PrepareConfig]) -> tuple[str, np.ndarray | None, str]:
-    """Worker: one image file to one face, or (id, None, reason)."""
+def _load_one(task: tuple[str, str, PrepareConfig]):
+    """Worker: one image file to ``(id, face or None, note, boxes found)``."""
     face_id, path, config = task
     try:
         if config.images == "detect":
             from faces_keras.data.detect import crop_face, pick_main_face
 
-            image = read_image(path, gray=False)
-            boxes = _WORKER_DETECTOR.detect(image[..., ::-1].copy())
-            box = pick_main_face(boxes, image.shape)
-            note = f"{len(boxes)} face(s)"
+            bgr = np.ascontiguousarray(read_image(path, gray=False)[..., ::-1])
+            boxes = _WORKER_DETECTOR.detect(bgr)
+            found = [(b.x, b.y, b.w, b.h) for b in boxes]
+            box = pick_main_face(boxes, bgr.shape)
             if box is None:
                 if config.no_face == "skip":
-                    return face_id, None, "no face detected"
-                return face_id, to_face(center_crop(image), config.size, gray=config.gray), "no face: center crop"
-            crop = crop_face(image[..., ::-1].copy(), box, margin=config.margin, size=config.size,
-                             gray=config.gray)
-            return face_id, to_face(crop, config.size, gray=config.gray), f"{note}; box {box.x},{box.y},{box.w},{box.h}"
+                    return face_id, None, "no face detected", found
+                rgb = bgr[..., ::-1]
+                return face_id, to_face(center_crop(rgb), config.size, gray=config.gray), "no face: center crop", found
+            crop = crop_face(bgr, box, margin=config.margin, size=config.size, gray=config.gray)
+            note = f"{len(boxes)} face(s); box {box.x},{box.y},{box.w},{box.h}"
+            return face_id, to_face(crop, config.size, gray=config.gray), note, found
         image = read_image(path, gray=config.gray)
         if config.center_crop:
             image = center_crop(image, config.center_crop)
-        return face_id, to_face(image, config.size, gray=config.gray), "file"
+        return face_id, to_face(image, config.size, gray=config.gray), "file", []
     except ImageError as exc:
-        return face_id, None, str(exc)
+        return face_id, None, str(exc), []
 
 
 def _file_faces(labels: pd.DataFrame, config: PrepareConfig):
     tasks = [(fid, img, config) for fid, img in zip(labels["id"], labels["image"])]
     workers = config.workers or os.cpu_count() or 1
     detector = config.detector if config.images == "detect" else ""
-    results: dict[str, tuple[np.ndarray | None, str]] = {}
+    results: dict[str, tuple] = {}
     desc = "detect+crop" if detector else "read"
     if workers > 1 and len(tasks) > 200:
         with get_context("fork").Pool(workers, initializer=_init_worker,
-                                        initargs=(detector, config.detect_max_side)) as pool:
-            for fid, face, note in tqdm(pool.imap(_load_one, tasks, chunksize=64), total=len(tasks),
-                                        desc=desc, unit="face", leave=False):
-                results[fid] = (face, note)
+                                      initargs=(detector, config.detect_max_side)) as pool:
+            for fid, face, note, found in tqdm(pool.imap(_load_one, tasks, chunksize=64), total=len(tasks),
+                                               desc=desc, unit="face", leave=False):
+                results[fid] = (face, note, found)
     else:
         _init_worker(detector, config.detect_max_side)
         for task in tqdm(tasks, desc=desc, unit="face", leave=False):
-            fid, face, note = _load_one(task)
-            results[fid] = (face, note)
-    dropped = [{"id": fid, "reason": note} for fid, (face, note) in results.items() if face is None]
+            fid, face, note, found = _load_one(task)
+            results[fid] = (face, note, found)
+    dropped = [{"id": fid, "reason": note} for fid, (face, note, _) in results.items() if face is None]
     keep = labels[[results[fid][0] is not None for fid in labels["id"]]].copy()
     if keep.empty:
         raise DatasetError(f"no usable face among {len(labels)} images: first problem: {dropped[0]['reason']}")
     images = np.stack([results[fid][0] for fid in keep["id"]])
     keep["origin"] = [f"{Path(img).name}" + ("" if config.images != "detect" else f" ({results[fid][1]})")
                       for fid, img in zip(keep["id"], keep["image"])]
-    return images, keep, dropped
+    detections = None
+    if detector:
+        detections = pd.DataFrame({
+            "id": labels["id"], "file": labels["image"],
+            "faces_found": [len(results[fid][2]) for fid in labels["id"]],
+            "boxes": [";".join(",".join(map(str, b)) for b in results[fid][2]) for fid in labels["id"]],
+            "kept": [results[fid][0] is not None for fid in labels["id"]],
+        })
+    return images, keep, dropped, detections
+
+
+def _write_detections(folder: Path, detections: pd.DataFrame, config: PrepareConfig) -> None:
+    """detections.csv for every image, and annotated copies to check by eye in boxes/.
+
+    boxes/ holds the first ``config.box_examples`` images and every image where
+    the detector found no face or several (at most 200 of those).
+    """
+    from faces_keras.data.detect import Box, draw_boxes
+
+    detections.to_csv(folder / "detections.csv", index=False)
+    odd = detections[detections["faces_found"] != 1].head(200)
+    chosen = pd.concat([detections.head(config.box_examples), odd]).drop_duplicates("id")
+    if chosen.empty:
+        return
+    import cv2
+
+    (folder / "boxes").mkdir()
+    for row in chosen.itertuples():
+        boxes = [Box(*map(int, b.split(","))) for b in row.boxes.split(";") if b]
+        bgr = np.ascontiguousarray(read_image(row.file, gray=False)[..., ::-1])
+        name = f"{row.faces_found}faces-{Path(row.file).stem}.jpg"
+        cv2.imwrite(str(folder / "boxes" / name), draw_boxes(bgr, boxes))
 
 
 # -- the whole preparation ----------------------------------------------------------
@@ -191,12 +224,13 @@ def prepare_dataset(schema: Schema, labels_source: str | Path, out_dir: str | Pa
     if mode == "grid":
         photos = Path(photos) if photos else Path(labels_source).parent
         images, faces, dropped = _grid_faces(photos, labels, config, Path(labels_source))
+        detections = None
     else:
         missing = [img for img in labels["image"] if "#" not in img and not Path(img).is_file()]
         if missing:
             raise ImageError(f"{len(missing)} image file(s) named by {labels_source} do not exist: "
                              + ", ".join(missing[:5]))
-        images, faces, dropped = _file_faces(labels, config)
+        images, faces, dropped, detections = _file_faces(labels, config)
     if dropped:
         log.warning("%d face(s) left out (listed in the manifest): %s", len(dropped),
                     "; ".join(f"{d['id']}: {d['reason']}" for d in dropped[:10]))
@@ -211,8 +245,18 @@ def prepare_dataset(schema: Schema, labels_source: str | Path, out_dir: str | Pa
         (["given_split"] if "given_split" in faces else []) + schema.label_names
     settings = {**config.to_dict(), "labels_source": str(labels_source),
                 "photos": str(photos) if photos else None}
-    return write_dataset(out_dir, images, faces[columns], schema, settings,
-                         extra={"dropped": dropped}, overwrite=overwrite)
+    extra: dict = {"dropped": dropped}
+    writers = []
+    if detections is not None:
+        counts = detections["faces_found"]
+        extra["detection"] = {"images": int(len(counts)), "one_face": int((counts == 1).sum()),
+                              "no_face": int((counts == 0).sum()), "several": int((counts > 1).sum())}
+        print(f"faces found: exactly one in {extra['detection']['one_face']} of {len(counts)} images, "
+              f"none in {extra['detection']['no_face']}, several in {extra['detection']['several']} "
+              "(detections.csv; annotated examples in boxes/)")
+        writers.append(lambda folder: _write_detections(folder, detections, config))
+    return write_dataset(out_dir, images, faces[columns], schema, settings, extra=extra,
+                         overwrite=overwrite, writers=writers)
 
 
 def _augment_train(images: np.ndarray, faces: pd.DataFrame, config: PrepareConfig):

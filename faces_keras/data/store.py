@@ -55,7 +55,7 @@ def label_balance(frame: pd.DataFrame, schema: Schema) -> dict[str, dict[str, An
 
 def write_dataset(out_dir: str | Path, images: np.ndarray, faces: pd.DataFrame, schema: Schema,
                   settings: dict[str, Any], extra: dict[str, Any] | None = None,
-                  overwrite: bool = False) -> Path:
+                  overwrite: bool = False, writers=()) -> Path:
     """Write a prepared dataset folder; an interrupted write leaves no folder that looks whole."""
     if len(images) != len(faces):
         raise DatasetError(f"{len(images)} images but {len(faces)} face rows")
@@ -76,6 +76,8 @@ def write_dataset(out_dir: str | Path, images: np.ndarray, faces: pd.DataFrame, 
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         np.save(tmp / IMAGES, images, allow_pickle=False)
         faces.to_csv(tmp / FACES, index=False)
+        for write in writers:  # extra files (detections.csv, boxes/) land atomically with the rest
+            write(tmp)
         write_json(tmp / MANIFEST, manifest)
     return Path(out_dir)
 
