@@ -25,7 +25,7 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 
-from faces_keras.thresholds.tune import DEFAULT_THRESHOLD, MISSING, ThresholdResult
+from faces_keras.thresholds.tune import DEFAULT_THRESHOLD, MISSING, ThresholdResult, check_binary_inputs
 
 BINARY_COLUMNS = ("label", "n", "prevalence", "threshold", "precision", "recall", "f1",
                   "accuracy", "tp", "fp", "fn", "tn", "roc_auc")
@@ -48,29 +48,13 @@ def binary_metrics(
     ``roc_auc`` is NaN where only one class is present; the scores are NaN
     where a label has no unmasked row.
     """
-    y_true, y_prob = _check_binary(y_true, y_prob, label_names)
+    y_true, y_prob = check_binary_inputs(y_true, y_prob, label_names)
     cuts = _thresholds_for(thresholds, label_names)
     rows = []
     for j, name in enumerate(label_names):
         keep = y_true[:, j] != MISSING
         rows.append(_binary_row(name, y_true[keep, j], y_prob[keep, j], cuts[name]))
     return pd.DataFrame(rows, columns=list(BINARY_COLUMNS))
-
-
-def _check_binary(
-    y_true: np.ndarray, y_prob: np.ndarray, label_names: Sequence[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    y_true = np.asarray(y_true)
-    y_prob = np.asarray(y_prob, dtype=float)
-    if y_true.ndim != 2 or y_true.shape != y_prob.shape or y_true.shape[1] != len(label_names):
-        raise ValueError(
-            f"y_true {y_true.shape} and y_prob {y_prob.shape} must both be "
-            f"(N, {len(label_names)}) for labels {list(label_names)}"
-        )
-    bad = sorted(set(np.unique(y_true).tolist()) - {MISSING, 0, 1})
-    if bad:
-        raise ValueError(f"binary labels hold 1, 0 or -1 (missing); got values {bad}")
-    return y_true.astype(int), y_prob
 
 
 def _thresholds_for(

@@ -247,7 +247,7 @@ def tune_thresholds(
     Only binary columns are accepted: multiclass heads use the arg-max, and a
     column with any other value raises LabelsError.
     """
-    y_true, y_prob = _check_inputs(y_true, y_prob, label_names)
+    y_true, y_prob = check_binary_inputs(y_true, y_prob, label_names)
     columns, untunable = {}, {}
     for j, name in enumerate(label_names):
         keep = y_true[:, j] != MISSING
@@ -293,9 +293,10 @@ def apply_thresholds(
     return (y_prob >= cut[None, :]).astype(int)
 
 
-def _check_inputs(
+def check_binary_inputs(
     y_true: np.ndarray, y_prob: np.ndarray, label_names: Sequence[str]
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Validate (N, L) truth in {-1, 0, 1} and probabilities in [0, 1]; shared with the metrics."""
     y_true = np.asarray(y_true)
     y_prob = np.asarray(y_prob, dtype=float)
     if y_true.ndim != 2 or y_true.shape != y_prob.shape or y_true.shape[1] != len(label_names):
