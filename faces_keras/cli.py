@@ -101,6 +101,8 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-train", type=int, help="use at most N training faces")
     p.add_argument("--mixed-precision", action="store_true", help="float16/bfloat16 compute on a GPU")
     p.add_argument("--tensorboard", action="store_true")
+    p.add_argument("--confusion-per-epoch", action="store_true",
+                   help="log the validation confusion matrix of each multi-class label every epoch")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -131,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     q = dsub.add_parser("show", help="label balance per split and sample faces (writes PNGs)")
     q.add_argument("path")
     q.add_argument("--out", help="folder for the figures (default: <dataset>/show)")
+    q = dsub.add_parser("merge", help="merge prepared datasets; labels a part lacks are masked, not guessed")
+    q.add_argument("out", help="merged dataset folder to write")
+    q.add_argument("datasets", nargs="+", help="prepared dataset folders (same face size and channels)")
+    q.add_argument("--names", help="comma-separated part names used to prefix ids (default: folder names)")
+    q.add_argument("--overwrite", action="store_true")
 
     p = sub.add_parser("train", help="train a model on a prepared dataset into a run directory")
     p.add_argument("dataset", nargs="?", help="prepared dataset folder")
@@ -217,8 +224,12 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 @command("dataset")
 def cmd_dataset(args: argparse.Namespace) -> int:
+    if args.dataset_command == "merge":
+        from faces_keras.data.combine import merge_command
+
+        return merge_command(args)
     if args.dataset_command != "show":
-        raise FacesKerasError("usage: faces-keras dataset show DATASET")
+        raise FacesKerasError("usage: faces-keras dataset show DATASET | dataset merge OUT DS1 DS2 ...")
     from faces_keras.data.present import show_dataset
 
     for path in show_dataset(args.path, args.out):
@@ -236,7 +247,8 @@ def _train_config(args: argparse.Namespace, dataset: str):
     return TrainConfig(dataset=str(dataset), labels=tuple(args.label_names or ()), model=model,
                        epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                        patience=args.patience, class_weights=args.class_weights, max_train=args.max_train,
-                       mixed_precision=args.mixed_precision, tensorboard=args.tensorboard)
+                       mixed_precision=args.mixed_precision, tensorboard=args.tensorboard,
+                       confusion_per_epoch=args.confusion_per_epoch)
 
 
 @command("train")

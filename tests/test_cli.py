@@ -76,3 +76,16 @@ def test_quickstart_with_no_arguments_draws_its_own_faces(tmp_path, monkeypatch,
     metrics = read_json(tmp_path / "runs" / "quickstart" / "metrics.json")
     assert [r["label"] for r in metrics["heads"]["labels"]["test"]] == ["sex", "hair", "glasses", "hat", "beard"]
     assert "report: runs/quickstart/report.html" in capsys.readouterr().out
+
+
+def test_dataset_merge_from_the_command_line(tmp_path, data_dir, capsys):
+    assert main(["prepare", str(tmp_path / "grids"), "--schema", "grids", "--labels",
+                 str(data_dir / "grids" / "faces-labels.csv"), "--limit", "50"]) == 0
+    assert main(["prepare", str(tmp_path / "utk"), "--schema", "utkface", "--labels",
+                 str(data_dir / "utkface" / "crop_part1"), "--limit", "40"]) == 0
+    capsys.readouterr()
+    assert main(["dataset", "merge", str(tmp_path / "both"), str(tmp_path / "grids"), str(tmp_path / "utk")]) == 0
+    out = capsys.readouterr().out
+    assert "merged 90 faces" in out
+    assert "glasses" in out and "labelled on 50 of 90" in out  # UTKFace faces do not label glasses
+    assert "race" in out and "labelled on 40 of 90" in out

@@ -41,6 +41,7 @@ class TrainConfig:
     reduce_lr_patience: int = 2
     class_weights: str = "none"  # none | balanced
     tensorboard: bool = False
+    confusion_per_epoch: bool = False  # multiclass heads: validation confusion matrix every epoch
     mixed_precision: bool = False
     max_train: int | None = None  # use at most this many training faces (quick runs)
     threshold_method: str = "grid"  # grid | exact
@@ -185,6 +186,10 @@ def _callbacks(run: RunDir, config: TrainConfig, resume_state: dict | None, trai
     ]
     if config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run / "tensorboard")))
+    if config.confusion_per_epoch:
+        from faces_keras.training.callbacks import confusion_callbacks
+
+        callbacks += confusion_callbacks(config.dataset, config.labels, run.path, append=resume_state is not None)
     return callbacks
 
 
