@@ -30,6 +30,9 @@ test-fast: install
 test-jax: install
 	KERAS_BACKEND=jax $(PY) -m pytest -m "backend_subset and not slow" $(PYTEST_ARGS)
 
+test-notebooks: install
+	KERAS_BACKEND=tensorflow $(PY) -m pytest tests/test_notebooks.py $(PYTEST_ARGS)
+
 test-slow: install
 	KERAS_BACKEND=tensorflow $(PY) -m pytest -m slow $(PYTEST_ARGS)
 

@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -55,7 +56,11 @@ def apply_config_file(parser: argparse.ArgumentParser, args: argparse.Namespace,
         return
     given = {a.split("=")[0].lstrip("-").replace("-", "_") for a in argv if a.startswith("--")}
     known = vars(args)
-    for key, value in read_config_file(args.config).items():
+    settings = read_config_file(args.config)
+    if args.command == "train" and isinstance(settings.get("model"), dict):
+        args.run_config = settings  # a run directory's config.yaml: repeat that run as it was
+        return
+    for key, value in settings.items():
         if key not in known:
             raise FacesKerasError(f"{args.config}: unknown setting {key!r} for `{args.command}`")
         if key not in given:
@@ -257,6 +262,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.resume:
         run = resume(args.resume)
+    elif getattr(args, "run_config", None):
+        from faces_keras.training.train import TrainConfig
+
+        config = TrainConfig.from_dict(args.run_config)
+        if args.dataset:
+            config = replace(config, dataset=str(args.dataset))
+        if not args.out:
+            raise FacesKerasError("repeating a run from its config.yaml needs --out (a new run directory)")
+        run = train(config, args.out, overwrite=args.overwrite)
     else:
         if not args.dataset:
             raise FacesKerasError("train needs a prepared DATASET folder (or --resume RUN_DIR)")

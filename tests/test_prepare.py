@@ -175,3 +175,11 @@ def test_detect_and_crop_reports_faces_found_and_draws_boxes(tmp_path, data_dir)
     assert "6faces-group.jpg" in drawn and len(drawn) >= 4
     kept = detections[detections["kept"]]
     assert len(data.faces) == len(kept) and data.images.shape[1:] == (64, 64, 1)
+
+
+def test_split_of_originals_only(tmp_path, data_dir):
+    out = prepare_dataset(load_schema("grids"), data_dir / "grids" / "faces-labels.csv", tmp_path / "aug",
+                          config=PrepareConfig(augment=("identity", "flip")))
+    data = Dataset.load(out)
+    images, rows = data.split("train", augmented=False)
+    assert (rows["augmentation"] == "identity").all() and len(rows) * 2 == len(data.split("train")[1])

@@ -127,7 +127,7 @@ class Dataset:
         """Images and rows of one split; ``augmented=False`` keeps originals only."""
         mask = (self.faces["split"] == name).to_numpy()
         if not augmented:
-            mask &= (self.faces["augmentation"] == "identity").to_numpy()
+            mask = mask & (self.faces["augmentation"] == "identity").to_numpy()
         if not mask.any():
             raise DatasetError(f"{self.path}: split {name!r} is empty")
         return self.images[mask], self.faces[mask].reset_index(drop=True)

@@ -13,10 +13,9 @@ def plot_history(history: pd.DataFrame, path: str | Path) -> None:
     The original project drew loss, precision and recall this way; multi-head
     runs get one panel per head and metric.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A bare Figure on the Agg canvas: no pyplot state, so a notebook's backend is left alone.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     from faces_keras.io import atomic_path
 
@@ -26,7 +25,9 @@ def plot_history(history: pd.DataFrame, path: str | Path) -> None:
     order = sorted(metrics, key=lambda m: (not m.endswith("loss"), m))
     cols = min(3, max(1, len(order)))
     rows = (len(order) + cols - 1) // cols or 1
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    fig = Figure(figsize=(4.2 * cols, 3.2 * rows))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False)
     epochs = history["epoch"] + 1 if "epoch" in history else range(1, len(history) + 1)
     for ax, metric in zip(axes.flat, order):
         ax.plot(epochs, history[metric], marker="o", label="train")
@@ -40,4 +41,3 @@ def plot_history(history: pd.DataFrame, path: str | Path) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
