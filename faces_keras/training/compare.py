@@ -111,6 +111,13 @@ def _differences(run: RunDir, config: TrainConfig) -> list[str]:
               if key not in ("dataset", "verbose") and stored.get(key) != value]
     if Path(stored.get("dataset", "")).resolve() != Path(config.dataset).resolve():
         differ.append("dataset")
+    elif (run.path / "manifest.json").is_file() and (Path(config.dataset) / "manifest.json").is_file():
+        # the same folder re-prepared with other faces is another dataset
+        from faces_keras.io import read_json
+
+        if read_json(run.path / "manifest.json").get("images_sha256") != \
+                read_json(Path(config.dataset) / "manifest.json").get("images_sha256"):
+            differ.append("dataset contents")
     return differ
 
 
