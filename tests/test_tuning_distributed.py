@@ -1,0 +1,118 @@
+"""keras-tuner's distributed mode for real, on one machine: a chief and two workers on 127.0.0.1.
+
+The chief serves the oracle over gRPC and runs no trials; the workers share
+the search directory. Every process is bounded by a timeout and killed in
+``finally``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from faces_keras.io import read_json
+from faces_keras.tuning.search import SUMMARY_CSV, TRIAL_RECORD, hyperband_plan, load_trials
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCALHOST = "127.0.0.1"
+TIMEOUT_SECONDS = 600
+
+pytest.importorskip("grpc", reason="keras-tuner's distributed mode needs grpcio (extra: distributed)")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOCALHOST, 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def grids120(tmp_path_factory, data_dir) -> Path:
+    """The first 120 labelled grid faces."""
+    from faces_keras.data.prepare import PrepareConfig, prepare_dataset
+    from faces_keras.labels import load_schema
+
+    out = tmp_path_factory.mktemp("prepared") / "grids120"
+    return prepare_dataset(load_schema("grids"), data_dir / "grids" / "faces-labels.csv", out,
+                           config=PrepareConfig(limit=120))
+
+
+def launch(role: list[str], common: list[str], log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+        env.pop(name, None)  # the flags set them, per process
+    handle = log.open("w")
+    return subprocess.Popen([sys.executable, "-m", "faces_keras.tuning.search", *common, *role], cwd=ROOT,
+                            env=env, stdout=handle, stderr=subprocess.STDOUT)
+
+
+@pytest.mark.slow
+def test_chief_and_two_workers_finish_one_search_together(tmp_path, grids120):
+    searches = tmp_path / "searches"
+    common = [str(grids120), "--out", str(searches), "--project", "dist", "--max-epochs", "2", "--factor", "2",
+              "--batch-size", "64", "--patience", "2", "--retrain-epochs", "0",
+              "--oracle-ip", LOCALHOST, "--oracle-port", str(free_port())]
+    logs = {name: tmp_path / f"{name}.log" for name in ("tuner0", "tuner1", "chief")}
+    processes: dict[str, subprocess.Popen] = {}
+    try:
+        # Workers first: they wait for the chief (gRPC wait_for_ready), so both are
+        # ready to take trials the moment it serves.
+        for worker in ("tuner0", "tuner1"):
+            processes[worker] = launch(["--worker", worker], common, logs[worker])
+        processes["chief"] = launch(["--chief"], common, logs["chief"])
+        deadline = time.time() + TIMEOUT_SECONDS
+        for name, process in processes.items():
+            try:
+                process.wait(timeout=max(1.0, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"{name} did not finish in {TIMEOUT_SECONDS} s:\n{logs[name].read_text()[-3000:]}")
+            assert process.returncode == 0, f"{name} failed:\n{logs[name].read_text()[-3000:]}"
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+
+    project = searches / "dist"
+    states = {p.parent.name: read_json(p) for p in project.glob("trial_*/trial.json")}
+    plan = hyperband_plan(2, 2)
+    assert len(states) == plan["trials"] == 5
+    assert all(s["status"] == "COMPLETED" and s["score"] is not None for s in states.values())
+    # Each trial was started and ended once, by the oracle the chief served.
+    oracle = read_json(project / "oracle.json")
+    ids = sorted(s["trial_id"] for s in states.values())
+    assert sorted(oracle["start_order"]) == sorted(oracle["end_order"]) == ids
+    assert oracle["ongoing_trials"] == {}
+    # ... and run once, by one worker; the chief ran none.
+    workers = {}
+    for name in states:
+        runs = read_json(project / name / TRIAL_RECORD)["runs"]
+        assert len(runs) == 1 and runs[0]["status"] == "completed", (name, runs)
+        workers[name] = runs[0]["worker"]
+    assert set(workers.values()) == {"tuner0", "tuner1"}, workers
+    # Hyperband continued trials across workers from the shared directory.
+    continued = [s for s in states.values() if "tuner/trial_id" in s["hyperparameters"]["values"]]
+    assert continued
+    for worker in ("tuner0", "tuner1"):
+        ran = {name.removeprefix("trial_") for name, who in workers.items() if who == worker}
+        line = re.search(r"ran trial\(s\) ([0-9, ]+) in", logs[worker].read_text())
+        assert line and set(line.group(1).replace(" ", "").split(",")) == ran
+    # The chief's report of the best trial is the search's best trial.
+    best = load_trials(project, "min")[0]
+    chief_says = re.search(r"best trial (\d+): val_loss ([0-9.]+)", logs["chief"].read_text())
+    assert chief_says and chief_says.group(1) == best.trial_id
+    assert float(chief_says.group(2)) == pytest.approx(best.score, abs=1e-4)
+    assert best.score == min(s["score"] for s in states.values())
+    summary = pd.read_csv(project / SUMMARY_CSV, dtype={"trial_id": str})
+    assert summary["trial_id"][0] == best.trial_id and len(summary) == 5
+    assert set(summary["worker"]) == {"tuner0", "tuner1"}
+    # Hyperparameters in the space's order, though trials came back over gRPC grouped by type.
+    assert list(summary.columns[-6:]) == ["blocks", "filters", "convs_per_block", "dense", "dropout", "learning_rate"]
