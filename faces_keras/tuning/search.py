@@ -616,7 +616,7 @@ def _run_search(config: TuneConfig) -> SearchResult:
     if config.role == "worker":
         result.seconds = time.perf_counter() - started
         return result
-    return _finish(config, result, heads, input_shape, metric_name, started)
+    return _finish(config, result, input_shape, metric_name, started)
 
 
 def _load_data(config: TuneConfig):
@@ -657,8 +657,8 @@ def _fit_arguments(config: TuneConfig, data) -> dict[str, Any]:
             "batch_size": config.batch_size, "shuffle": True, "callbacks": callbacks}
 
 
-def _finish(config: TuneConfig, result: SearchResult, heads: list[Head], input_shape: tuple[int, ...],
-            metric_name: str, started: float) -> SearchResult:
+def _finish(config: TuneConfig, result: SearchResult, input_shape: tuple[int, ...], metric_name: str,
+            started: float) -> SearchResult:
     from faces_keras.tuning.hypermodels import model_config_from_values
 
     rows = load_trials(config.project_dir, config.direction, config.space)
