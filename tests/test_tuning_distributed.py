@@ -54,7 +54,6 @@ def launch(role: list[str], common: list[str], log: Path) -> subprocess.Popen:
                             env=env, stdout=handle, stderr=subprocess.STDOUT)
 
 
-@pytest.mark.slow
 def test_chief_and_two_workers_finish_one_search_together(tmp_path, grids120):
     searches = tmp_path / "searches"
     common = [str(grids120), "--out", str(searches), "--project", "dist", "--max-epochs", "2", "--factor", "2",
