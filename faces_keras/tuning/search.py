@@ -700,7 +700,9 @@ def retrain_best(config: TuneConfig, model: ModelConfig, epochs: int, monitor: s
     run_dir = config.project_dir / BEST_RUN
     train_config = TrainConfig(dataset=config.dataset, labels=config.labels, model=model, epochs=epochs,
                                batch_size=config.batch_size, seed=config.seed, monitor=monitor,
-                               patience=config.patience, max_train=config.max_train,
+                               # a trial's patience is kept short to save budget; the final
+                               # model gets the training default's room to recover from plateaus
+                               patience=max(config.patience, TrainConfig.patience), max_train=config.max_train,
                                mixed_precision=config.mixed_precision, verbose=config.verbose)
     run = RunDir(run_dir)
     if (run / "config.yaml").is_file():
