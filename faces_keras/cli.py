@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from faces_keras import __version__
 from faces_keras.errors import FacesKerasError
+from faces_keras.tuning.arguments import add_tune_arguments
 
 log = logging.getLogger("faces_keras")
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -195,29 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("tune", help="Hyperband search over a model family (resumes unless --overwrite)")
-    p.add_argument("dataset", nargs="?", help="prepared dataset folder (or `dataset:` in --config)")
-    p.add_argument("--space", default="default", help="default, residual or original")
-    p.add_argument("--out", default="searches", help="folder of search directories (keep it out of the repo)")
-    p.add_argument("--labels", help="comma-separated labels to tune for (default: all)")
-    p.add_argument("--objective", choices=["val_auc", "val_loss", "val_mean_f1"], default="val_loss")
-    p.add_argument("--max-epochs", type=int, default=20, help="Hyperband's largest epoch budget for a trial")
-    p.add_argument("--factor", type=int, default=3, help="Hyperband's reduction factor")
-    p.add_argument("--iterations", type=int, default=1, help="Hyperband iterations")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--max-train", type=int, help="use at most N training faces")
-    p.add_argument("--patience", type=int, default=3, help="early stopping patience inside a trial")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--project", help="search directory name under --out (default: from dataset, labels, space)")
-    p.add_argument("--overwrite", action="store_true", help="start the search afresh")
-    p.add_argument("--retrain-epochs", type=int, help="epochs to retrain the best trial (default max-epochs; 0: skip)")
-    p.add_argument("--mixed-precision", action="store_true", help="float16/bfloat16 compute on a GPU")
-    p.add_argument("--no-augmentation", action="store_true", help="no online augmentation layers")
-    p.add_argument("--keep-checkpoints", action="store_true", help="keep every trial's checkpoint")
-    p.add_argument("--chief", action="store_true", help="distributed: serve the oracle (runs no trials)")
-    p.add_argument("--worker", metavar="ID", help="distributed: run trials as worker ID (e.g. tuner0)")
-    p.add_argument("--oracle-ip", default="127.0.0.1", help="distributed: the chief's address")
-    p.add_argument("--oracle-port", type=int, help="distributed: the chief's port")
-    p.add_argument("--config")
+    add_tune_arguments(p)
     return parser
 
 

@@ -89,3 +89,12 @@ def test_dataset_merge_from_the_command_line(tmp_path, data_dir, capsys):
     assert "merged 90 faces" in out
     assert "glasses" in out and "labelled on 50 of 90" in out  # UTKFace faces do not label glasses
     assert "race" in out and "labelled on 40 of 90" in out
+
+
+def test_tune_flags_offer_exactly_the_objectives_the_search_knows():
+    from faces_keras.tuning.arguments import OBJECTIVE_NAMES
+    from faces_keras.tuning.search import OBJECTIVES
+
+    assert set(OBJECTIVE_NAMES) == set(OBJECTIVES)
+    args = build_parser().parse_args(["tune", "d", "--objective", "val_mean_f1", "--worker", "tuner1"])
+    assert args.objective == "val_mean_f1" and args.worker == "tuner1" and args.max_epochs == 20
