@@ -160,13 +160,7 @@ def widen(image: np.ndarray, factor: float = 1.15) -> np.ndarray:
     _check_image(image)
     _check_factor("widen factor", factor, 1.0, math.inf)
     height, width = image.shape[:2]
-    new_width = int(round(width * factor))
-    if new_width == width:
-        return image.copy()
-    stretched = _with_channel_axis(
-        cv2.resize(image, (new_width, height), interpolation=cv2.INTER_LINEAR)
-    )
-    return np.ascontiguousarray(_centre_crop(stretched, height, width))
+    return _enlarge_and_crop(image, height, int(round(width * factor)))
 
 
 def zoom(image: np.ndarray, factor: float = 1.2) -> np.ndarray:
@@ -174,7 +168,12 @@ def zoom(image: np.ndarray, factor: float = 1.2) -> np.ndarray:
     _check_image(image)
     _check_factor("zoom factor", factor, 1.0, math.inf)
     height, width = image.shape[:2]
-    new_height, new_width = int(round(height * factor)), int(round(width * factor))
+    return _enlarge_and_crop(image, int(round(height * factor)), int(round(width * factor)))
+
+
+def _enlarge_and_crop(image: np.ndarray, new_height: int, new_width: int) -> np.ndarray:
+    """Resize to ``(new_height, new_width)`` (no smaller than the image), then crop the centre back."""
+    height, width = image.shape[:2]
     if (new_height, new_width) == (height, width):
         return image.copy()
     enlarged = _with_channel_axis(
