@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from faces_keras.data.grids import GridLayout, cut_grids
 from faces_keras.data.images import center_crop, read_image, to_face
 from faces_keras.data.split import SplitConfig, assign_splits
 from faces_keras.data.store import write_dataset
-from faces_keras.errors import DatasetError, FacesKerasError, ImageError, LabelsError
+from faces_keras.errors import DatasetError, ImageError, LabelsError
 from faces_keras.labels.schema import Schema
 from faces_keras.labels.sources import load_labels
 
@@ -214,10 +214,10 @@ def prepare_dataset(schema: Schema, labels_source: str | Path, out_dir: str | Pa
     if mode == "embedded":
         mode = "files"  # read_image understands file.mat#index
     if config.center_crop is None and schema.options.get("center_crop"):
-        config = _replace(config, center_crop=float(schema.options["center_crop"]))
+        config = replace(config, center_crop=float(schema.options["center_crop"]))
     if config.detect_max_side is None and schema.options.get("detect_max_side"):
-        config = _replace(config, detect_max_side=int(schema.options["detect_max_side"]))
-    config = _replace(config, images=mode)
+        config = replace(config, detect_max_side=int(schema.options["detect_max_side"]))
+    config = replace(config, images=mode)
     labels = load_labels(schema, labels_source, check_images=False, strict=strict)
     if config.limit:
         labels = labels.iloc[: config.limit].copy()
@@ -276,10 +276,4 @@ def _augment_train(images: np.ndarray, faces: pd.DataFrame, config: PrepareConfi
     return images, faces
 
 
-def _replace(config: PrepareConfig, **changes) -> PrepareConfig:
-    from dataclasses import replace
-
-    return replace(config, **changes)
-
-
-__all__ = ["PrepareConfig", "prepare_dataset", "FacesKerasError"]
+__all__ = ["PrepareConfig", "prepare_dataset"]

@@ -10,7 +10,7 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -291,4 +291,4 @@ def finish_run(run: RunDir, model, data: TrainingData, config: TrainConfig, trai
                         "train_faces": int(len(data.x["train"]))})
 
 
-__all__ = ["TrainConfig", "TrainingData", "predict_heads", "resume", "train", "replace"]
+__all__ = ["TrainConfig", "TrainingData", "predict_heads", "resume", "train"]
