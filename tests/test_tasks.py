@@ -127,26 +127,46 @@ def test_merge_masks_the_labels_a_part_lacks_and_keeps_ids_unique(tmp_path):
 
     a, b = _parts(tmp_path)
     merged = Dataset.load(combine_datasets([a, b], tmp_path / "m"))
-    faces = merged.faces.set_index("id")
+    faces = merged.faces.set_index("id").sort_index()
     assert merged.schema.label_names == ["sex", "glasses", "race", "age"]
     assert merged.schema.options["combined_from"] == ["celeba", "utkface"]
     # the same raw id "7" in both parts stays two faces
     assert list(faces.index) == ["celeba:182638", "celeba:7", "utkface:7", "utkface:8"]
     assert list(faces["source_id"]) == list(faces.index)
+    assert list(faces["part"]) == ["celeba", "celeba", "utkface", "utkface"]
     assert list(faces["split"]) == ["train", "test", "val", "train"]
     assert list(faces["glasses"]) == [0, 1, -1, -1]
     assert list(faces["race"]) == [-1, -1, 2, 0]
     assert faces.loc[["celeba:182638", "celeba:7"], "age"].isna().all()
     assert faces.loc["utkface:7", "age"] == pytest.approx(31.0)
     assert list(faces["sex"]) == [1, 0, 1, 0]
-    # pixels follow their rows
-    assert np.array_equal(merged.images[:2], Dataset.load(a).images)
-    assert np.array_equal(merged.images[2:], Dataset.load(b).images)
+    # pixels follow their rows, whatever the interleaving
+    originals = {f"{name}:{i}": image for name, path in (("celeba", a), ("utkface", b))
+                 for i, image in zip(Dataset.load(path).faces["id"], Dataset.load(path).images)}
+    for row in merged.faces.itertuples():
+        assert np.array_equal(merged.images[row.index], originals[row.id])
     parts = merged.manifest["parts"]
     assert [p["count"] for p in parts] == [2, 2]
     assert parts[0]["manifest_sha256"] == hashlib.sha256((a / MANIFEST).read_bytes()).hexdigest()[:16]
     assert parts[1]["splits"] == {"train": 1, "val": 1, "test": 0}
     assert merged.manifest["balance"]["train"]["glasses"]["missing"] == 1
+
+
+def test_merge_interleaves_the_parts_so_batches_mix_them(tmp_path):
+    from faces_keras.data.combine import combine_datasets
+    from faces_keras.data.store import Dataset, write_dataset
+    from faces_keras.labels.schema import schema_from_dict
+
+    paths = []
+    for name, label in (("p", "glasses"), ("q", "race")):
+        schema = schema_from_dict({"name": name, "format": "delimited", "labels": {label: GLASSES}})
+        frame = pd.DataFrame({"id": [str(i) for i in range(200)], "split": "val"})
+        frame = frame.assign(source_id=frame["id"], augmentation="identity", origin="", file="", **{label: 1})
+        paths.append(write_dataset(tmp_path / name, np.zeros((200, 4, 4, 1), np.uint8), frame, schema, {}))
+    faces = Dataset.load(combine_datasets(paths, tmp_path / "m")).faces
+    # every batch of 32 validation faces holds faces of both parts
+    for start in range(0, 400, 32):
+        assert faces["part"].iloc[start:start + 32].nunique() == 2
 
 
 def test_merge_refuses_a_label_that_means_different_things(tmp_path):

@@ -18,7 +18,12 @@ Rules, checked before anything is written:
 * face ids and source ids are prefixed with the part's name
   (``celeba:182638``) so they stay unique across parts;
 * every face keeps its split: each part was split by source face when it was
-  prepared, so no source crosses splits here either.
+  prepared, so no source crosses splits here either;
+* rows are interleaved (a seeded shuffle), not stacked part after part: Keras
+  evaluates validation in order, and a masked loss averages within a batch, so a
+  batch holding no face of a part counts as a loss of 0 for that part's heads. With
+  stacked parts most validation batches hold one part only, and the reported
+  ``val_race_loss`` of a CelebA+UTKFace merge came out at ~0.44 of its true value.
 
 The merged manifest records the parts: their paths, manifest checksums,
 image checksums, counts and schemas.
@@ -150,11 +155,12 @@ def _part_record(ds: Dataset, name: str) -> dict[str, Any]:
 
 
 def combine_datasets(paths: list, out: str | Path, names: list[str] | None = None,
-                     overwrite: bool = False) -> Path:
+                     overwrite: bool = False, seed: int = 0) -> Path:
     """Merge prepared dataset folders ``paths`` into the dataset folder ``out``; returns ``out``.
 
     See the module docstring for the rules. ``names`` prefix the face ids of
-    each part (default: each part's schema name, or folder name if two share one).
+    each part (default: each part's schema name, or folder name if two share one);
+    ``seed`` the interleaving of the rows.
     """
     if len(paths) < 2:
         raise DatasetError(f"merging needs two or more prepared datasets, got {len(paths)}")
@@ -165,6 +171,8 @@ def combine_datasets(paths: list, out: str | Path, names: list[str] | None = Non
     images = np.concatenate([ds.images for ds in datasets])
     frames = [_part_faces(ds, name, schema) for ds, name in zip(datasets, names)]
     faces = pd.concat(frames, ignore_index=True)
+    order = np.random.default_rng(seed).permutation(len(faces))
+    images, faces = images[order], faces.iloc[order].reset_index(drop=True)
     if "given_split" in faces:
         faces["given_split"] = faces["given_split"].fillna("")
     columns = ["id", "source_id", "split", "augmentation", "origin", "file", PART_COLUMN] + \
@@ -186,6 +194,7 @@ def combine_datasets(paths: list, out: str | Path, names: list[str] | None = Non
         "parts": [_part_record(ds, name) for ds, name in zip(datasets, names)],
         "split_note": "each face keeps the split of its part; every part was split by source face "
                       "when it was prepared, so no source id is in two splits",
+        "row_order": f"parts interleaved by a shuffle with seed {seed}, so every batch mixes them",
         "dropped": dropped,
     }
     return write_dataset(out, images, faces, schema, settings, extra=extra, overwrite=overwrite)
