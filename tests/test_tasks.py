@@ -226,7 +226,6 @@ def test_merge_command_prints_the_parts(tmp_path, capsys):
 
 # -- masked labels are really ignored by training ---------------------------------------------
 
-@pytest.mark.slow
 def test_masked_labels_add_nothing_to_the_loss_of_a_merged_model(tmp_path, merged_tiny):
     import keras
 
@@ -278,7 +277,6 @@ def test_masked_labels_add_nothing_to_the_loss_of_a_merged_model(tmp_path, merge
 
 # -- FER-2013: seven classes, metrics and confusion matrices ------------------------------------
 
-@pytest.mark.slow
 def test_fer_multiclass_metrics_and_confusion_matrices(tmp_path, fer_tiny):
     from faces_keras.data.store import Dataset
     from faces_keras.io import read_json
@@ -340,7 +338,6 @@ def test_confusion_logger_counts_and_skips_missing(tmp_path):
 
 # -- UTKFace: one model, four heads -----------------------------------------------------------
 
-@pytest.mark.slow
 def test_utkface_multi_head_losses_and_metrics_per_head(tmp_path, utk_tiny):
     from faces_keras.io import read_json
 
