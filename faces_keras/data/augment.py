@@ -444,7 +444,7 @@ def online_augmentation(
             f"got both and {', '.join(sorted(settings))}"
         )
     if config is None:
-        config = _config_from_settings(settings)
+        config = AugmentationConfig.from_dict(settings)
     layers = _augmentation_layers(config)
     if not layers:
         return None
@@ -453,15 +453,6 @@ def online_augmentation(
     return keras.Sequential(layers, name=name)
 
 
-def _config_from_settings(settings: Mapping[str, Any]) -> AugmentationConfig:
-    known = [f.name for f in dataclasses.fields(AugmentationConfig)]
-    unknown = sorted(set(settings) - set(known))
-    if unknown:
-        raise AugmentationError(
-            f"unknown augmentation setting(s) {', '.join(map(repr, unknown))}; "
-            f"known settings: {', '.join(known)}"
-        )
-    return AugmentationConfig(**settings)
 
 
 def _augmentation_layers(config: AugmentationConfig) -> list:
