@@ -108,11 +108,15 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--filters", type=int, default=16, help="default/residual presets: filters of the first block")
-    p.add_argument("--blocks", type=int, default=4)
+    p.add_argument("--filters", type=int,
+                   help="default/residual presets: filters of the stem, doubled per block (default 24 / 16)")
+    p.add_argument("--blocks", type=int, help="default: stem + conv blocks (3); residual: stages (4)")
+    p.add_argument("--convs-per-block", type=int, help="default preset: 3x3 convolutions per block (2)")
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--no-augmentation", action="store_true", help="no online augmentation layers")
     p.add_argument("--class-weights", choices=["none", "balanced"], default="none")
+    p.add_argument("--head-weight", action="append", dest="head_weights", metavar="HEAD=WEIGHT",
+                   help="how much a head's loss counts (default 1), e.g. age=0.5 (repeatable)")
     p.add_argument("--patience", type=int, default=5, help="early stopping patience (epochs)")
     p.add_argument("--max-train", type=int, help="use at most N training faces")
     p.add_argument("--mixed-precision", action="store_true", help="float16/bfloat16 compute on a GPU")
@@ -250,16 +254,33 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _head_weights(items) -> dict[str, float]:
+    if isinstance(items, dict):  # from a config file
+        return {str(k): float(v) for k, v in items.items()}
+    weights = {}
+    for item in items or ():
+        head, sep, value = str(item).partition("=")
+        try:
+            weights[head.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not head.strip():
+            raise FacesKerasError(f"--head-weight {item!r}: expected HEAD=WEIGHT, e.g. age=0.5")
+    return weights
+
+
 def _train_config(args: argparse.Namespace, dataset: str):
     from faces_keras.models.presets import ModelConfig
     from faces_keras.training.train import TrainConfig
 
-    model = ModelConfig(preset=args.preset, filters=args.filters, blocks=args.blocks, dropout=args.dropout,
+    model = ModelConfig(preset=args.preset, filters=args.filters, blocks=args.blocks,
+                        convs_per_block=args.convs_per_block, dropout=args.dropout,
                         learning_rate=args.learning_rate,
                         augmentation=None if args.no_augmentation else {})
     return TrainConfig(dataset=str(dataset), labels=tuple(args.label_names or ()), model=model,
                        epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                        patience=args.patience, class_weights=args.class_weights, max_train=args.max_train,
+                       head_weights=_head_weights(args.head_weights),
                        mixed_precision=args.mixed_precision, tensorboard=args.tensorboard,
                        confusion_per_epoch=args.confusion_per_epoch)
 

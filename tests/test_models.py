@@ -116,3 +116,41 @@ def test_multihead_training_step_reports_loss_per_head():
         assert name in history.history, sorted(history.history)
     assert np.isfinite(history.history["loss"][0])
     assert ops.convert_to_numpy(model.predict(x, verbose=0)["race"]).shape == (16, 5)
+
+
+def test_huber_scale_measures_errors_in_standard_deviations():
+    yr = np.array([[30.0], [np.nan]], dtype="float32")
+    pred = np.array([[32.0], [99.0]], "float32")
+    # 2 years off with a 4-year standard deviation is half a unit: 0.5 * 0.5**2.
+    assert np.isclose(float(MaskedHuber(scale=4.0)(yr, pred)), 0.125, atol=1e-6)
+    # Beyond delta the loss grows linearly: 40 years / 4 = 10 units -> 1 * (10 - 0.5).
+    assert np.isclose(float(MaskedHuber(scale=4.0)(yr, pred + 38.0)), 9.5, atol=1e-5)
+
+
+def test_regression_head_is_standardised_from_training_targets_and_predicts_in_label_units():
+    from faces_keras.models.heads import standardise_heads
+
+    heads = plan_heads(load_schema("utkface").select(["sex", "age"]))
+    ages = np.array([[20.0], [40.0], [np.nan], [60.0]], "float32")
+    heads = standardise_heads(heads, {"labels": np.zeros((4, 1), "float32"), "age": ages})
+    age = next(h for h in heads if h.name == "age")
+    assert age.center == pytest.approx(40.0) and age.scale == pytest.approx(np.std([20, 40, 60]))
+    model = build_model(heads, (32, 32, 1), ModelConfig(filters=4, blocks=2, augmentation=None))
+    dense = model.get_layer("age_standardised")
+    kernel, bias = dense.get_weights()
+    dense.set_weights([np.zeros_like(kernel), np.full_like(bias, 1.5)])  # 1.5 standard deviations
+    out = model.predict(np.zeros((2, 32, 32, 1), "float32"), verbose=0)["age"]
+    assert np.allclose(ops.convert_to_numpy(out), 40.0 + 1.5 * age.scale)
+
+
+def test_head_weights_scale_each_heads_share_of_the_total_loss():
+    heads = plan_heads(load_schema("utkface").select(["sex", "race"]))
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 255, (8, 32, 32, 1)).astype("float32")
+    y = {"labels": rng.integers(0, 2, (8, 1)).astype("float32"), "race": rng.integers(0, 5, 8)}
+    config = ModelConfig(filters=4, blocks=2, augmentation=None)
+    model = compile_model(build_model(heads, (32, 32, 1), config), heads, head_weights={"race": 0.25})
+    logs = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert np.isclose(logs["loss"], logs["labels_loss"] + 0.25 * logs["race_loss"], rtol=1e-4)
+    with pytest.raises(ValueError, match="agee"):
+        compile_model(build_model(heads, (32, 32, 1), config), heads, head_weights={"agee": 1.0})

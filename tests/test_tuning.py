@@ -104,8 +104,11 @@ def test_space_defaults_are_the_untuned_presets():
 
 
 def test_depth_is_capped_by_the_input_size():
-    assert {c.blocks for _, c in sample_configs("default", 100, input_size=16)} == {3, 4}
-    assert any("blocks: 3 to 4" in line for line in describe_space("default", input_size=16))
+    # The stem quarters the image and each later block halves it: 32 pixels
+    # allow 4 blocks (32 -> 8 -> 4 -> 2 -> 1), 16 pixels only 3.
+    assert {c.blocks for _, c in sample_configs("default", 100, input_size=32)} == {3, 4}
+    assert any("blocks: 3 to 4" in line for line in describe_space("default", input_size=32))
+    assert {c.blocks for _, c in sample_configs("default", 50, input_size=16)} == {3}
 
 
 def test_largest_points_of_the_small_spaces_build():

@@ -35,6 +35,12 @@ class Head:
     kind: str  # binary | multiclass | regression
     labels: tuple[str, ...]
     units: int
+    # Regression heads: the training targets' mean and standard deviation. The
+    # head predicts in standardised units and rescales to the label's own (e.g.
+    # years), so its loss is on the scale of a cross-entropy instead of
+    # swamping the other heads' gradients.
+    center: float = 0.0
+    scale: float = 1.0
 
     @property
     def activation(self) -> str:
@@ -64,6 +70,22 @@ def make_targets(frame: pd.DataFrame, heads: list[Head]) -> dict[str, np.ndarray
             out[head.name] = frame[head.labels[0]].to_numpy(dtype="int32")
         else:
             out[head.name] = frame[head.labels[0]].to_numpy(dtype="float32")[:, None]
+    return out
+
+
+def standardise_heads(heads: list[Head], train_targets: dict[str, np.ndarray]) -> list[Head]:
+    """``heads`` with each regression head's center/scale set from its labelled training targets."""
+    from dataclasses import replace
+
+    out = []
+    for head in heads:
+        if head.kind == "regression":
+            values = train_targets[head.name]
+            values = values[~np.isnan(values)]
+            if len(values):
+                std = float(np.std(values))
+                head = replace(head, center=float(np.mean(values)), scale=std if std > 0 else 1.0)
+        out.append(head)
     return out
 
 
@@ -126,23 +148,29 @@ class MaskedSparseCategoricalCrossentropy(keras.losses.Loss):
 
 @keras.saving.register_keras_serializable(package="faces_keras")
 class MaskedHuber(keras.losses.Loss):
-    """Huber loss over labelled values (``NaN`` is missing)."""
+    """Huber loss over labelled values (``NaN`` is missing), on errors divided by ``scale``.
 
-    def __init__(self, delta=5.0, name="masked_huber", **kwargs):
+    With ``scale`` the targets' standard deviation and ``delta=1`` the loss is
+    quadratic within one standard deviation and comparable in size to a
+    cross-entropy, whatever the label's unit.
+    """
+
+    def __init__(self, delta=1.0, scale=1.0, name="masked_huber", **kwargs):
         super().__init__(name=name, **kwargs)
         self.delta = float(delta)
+        self.scale = float(scale)
 
     def call(self, y_true, y_pred):
         y_pred = ops.cast(y_pred, "float32")
         y_true = ops.cast(y_true, "float32")
         mask = ops.cast(ops.logical_not(ops.isnan(y_true)), "float32")
-        error = ops.abs(ops.where(ops.isnan(y_true), y_pred, y_true) - y_pred)
+        error = ops.abs(ops.where(ops.isnan(y_true), y_pred, y_true) - y_pred) / self.scale
         quadratic = ops.minimum(error, self.delta)
         huber = 0.5 * quadratic ** 2 + self.delta * (error - quadratic)
         return _scale_to_labelled(ops.sum(huber * mask, axis=-1), ops.sum(mask))
 
     def get_config(self):
-        return {**super().get_config(), "delta": self.delta}
+        return {**super().get_config(), "delta": self.delta, "scale": self.scale}
 
 
 def _binary_mask(y_true):
@@ -203,7 +231,7 @@ def head_loss(head: Head, *, pos_weight=None, class_weight=None) -> keras.losses
         return MaskedBinaryCrossentropy(pos_weight=pos_weight)
     if head.kind == "multiclass":
         return MaskedSparseCategoricalCrossentropy(class_weight=class_weight)
-    return MaskedHuber()
+    return MaskedHuber(scale=head.scale)
 
 
 def head_metrics(head: Head) -> list[keras.metrics.Metric]:

@@ -9,9 +9,11 @@ Presets, by name:
     The same shape with 64, 128 and 576 filters and Dense(1152): 130 M
     parameters, nearly all in the Dense layer after Flatten.
 ``default``
-    The suite's own: four 3x3 conv blocks (conv → batch norm → ReLU → max
-    pool) of 16·2^i filters, global average pooling instead of a huge
-    Flatten → Dense, dropout, online augmentation. ~100 k parameters.
+    The suite's own, Sequential: online augmentation, a stride-2 3x3 stem
+    convolution (24 filters) and a max pool that bring 64x64 to 16x16, then
+    two blocks of two 3x3 convolutions (48, 96 filters; conv → batch norm →
+    ReLU) each ending in a max pool, global average pooling instead of a huge
+    Flatten → Dense, dropout. 157 k parameters, 32 M FLOPs per 64x64 face.
 ``residual``
     A small ResNet (functional API): a stem, then stages of two residual
     blocks with batch norm and projection shortcuts, global average pooling,
@@ -35,15 +37,25 @@ from faces_keras.models.heads import Head
 
 PRESETS = ("default", "residual", "original-per-label", "original-all-label")
 
+# Sizes each preset uses unless told otherwise. The default's were chosen by
+# benchmarks/bench_models.py (docs/benchmarks/models.md): fast enough for a
+# 20x speed-up over the original all-label model on a CPU, accurate enough to
+# beat it on every CelebA label.
+PRESET_SIZES = {
+    "default": {"filters": 24, "blocks": 3, "convs_per_block": 2},
+    "residual": {"filters": 16, "blocks": 4, "convs_per_block": 1},
+}
+
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture settings; every preset reads the ones it uses."""
 
     preset: str = "default"
-    filters: int = 16  # default/residual: filters of the first block, doubled per block
-    blocks: int = 4  # default: conv blocks; residual: stages
-    convs_per_block: int = 1  # default: 3x3 convolutions per block
+    # None: the preset's own value (PRESET_SIZES).
+    filters: int | None = None  # default/residual: filters of the stem, doubled per block/stage
+    blocks: int | None = None  # default: the stem and the conv blocks after it; residual: stages
+    convs_per_block: int | None = None  # default: 3x3 convolutions per block after the stem
     dense: int = 0  # default/residual: a hidden Dense layer before the heads (0: none)
     dropout: float = 0.3
     learning_rate: float = 1e-3
@@ -55,6 +67,9 @@ class ModelConfig:
     def __post_init__(self):
         if self.preset not in PRESETS:
             raise ValueError(f"preset={self.preset!r}: expected one of {PRESETS}")
+        for name, value in PRESET_SIZES.get(self.preset, PRESET_SIZES["default"]).items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
         if not 4 <= self.filters <= 512:
             raise ValueError(f"filters={self.filters}: expected 4 to 512")
         if not 1 <= self.blocks <= 6:
@@ -105,13 +120,21 @@ def _original_layers(config: ModelConfig, all_label: bool) -> list[layers.Layer]
     ]
 
 
+def _conv_bn_relu(filters: int, strides: int = 1) -> list[layers.Layer]:
+    return [layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False),
+            layers.BatchNormalization(momentum=0.9), layers.ReLU()]
+
+
 def _default_layers(config: ModelConfig) -> list[layers.Layer]:
-    stack: list[layers.Layer] = []
-    for block in range(config.blocks):
-        filters = config.filters * 2 ** block
+    # A stride-2 stem and a pool bring 64x64 down to 16x16 before the wider
+    # blocks: on a CPU the time goes into full-resolution feature maps (and
+    # their batch norm), not into the multiply-adds of narrow convolutions, so
+    # this is what makes the preset >20x faster than the original all-label
+    # model while two convolutions per block keep its accuracy.
+    stack: list[layers.Layer] = [*_conv_bn_relu(config.filters, strides=2), layers.MaxPooling2D(2)]
+    for block in range(1, config.blocks):
         for _ in range(config.convs_per_block):
-            stack += [layers.Conv2D(filters, 3, padding="same", use_bias=False),
-                      layers.BatchNormalization(momentum=0.9), layers.ReLU()]
+            stack += _conv_bn_relu(config.filters * 2 ** block)
         stack.append(layers.MaxPooling2D(2))
     stack.append(layers.GlobalAveragePooling2D())
     if config.dense:
@@ -147,9 +170,19 @@ def _residual_backbone(x, config: ModelConfig):
     return layers.Dropout(config.dropout)(x)
 
 
-def _head_layer(head: Head) -> layers.Dense:
+def _head_layers(head: Head) -> list[layers.Layer]:
     # float32 outputs keep losses stable under mixed precision.
-    return layers.Dense(head.units, activation=head.activation, name=head.name, dtype="float32")
+    if head.kind == "regression":
+        # Predict in standardised units, then return to the label's own (years).
+        return [layers.Dense(1, name=f"{head.name}_standardised"),
+                layers.Rescaling(head.scale, offset=head.center, name=head.name, dtype="float32")]
+    return [layers.Dense(head.units, activation=head.activation, name=head.name, dtype="float32")]
+
+
+def _apply(stack: list[layers.Layer], x):
+    for layer in stack:
+        x = layer(x)
+    return x
 
 
 def build_model(heads: list[Head], input_shape: tuple[int, int, int], config: ModelConfig = ModelConfig(),
@@ -160,41 +193,50 @@ def build_model(heads: list[Head], input_shape: tuple[int, int, int], config: Mo
              layers.Rescaling(1.0 / 255, name="rescale")]
     if config.preset == "residual":
         inputs = front[0]
-        x = inputs
-        for layer in front[1:]:
-            x = layer(x)
-        features = _residual_backbone(x, config)
-        outputs = {h.name: _head_layer(h)(features) for h in heads}
+        features = _residual_backbone(_apply(front[1:], inputs), config)
+        outputs = {h.name: _apply(_head_layers(h), features) for h in heads}
         return keras.Model(inputs, outputs if len(heads) > 1 else outputs[heads[0].name], name=name)
     if config.preset == "default":
         body = _default_layers(config)
     else:
         body = _original_layers(config, all_label=config.preset == "original-all-label")
     if len(heads) == 1:
-        return keras.Sequential([*front, *body, _head_layer(heads[0])], name=name)
+        return keras.Sequential([*front, *body, *_head_layers(heads[0])], name=name)
     inputs = front[0]
-    x = inputs
-    for layer in [*front[1:], *body]:
-        x = layer(x)
-    return keras.Model(inputs, {h.name: _head_layer(h)(x) for h in heads}, name=name)
+    x = _apply([*front[1:], *body], inputs)
+    return keras.Model(inputs, {h.name: _apply(_head_layers(h), x) for h in heads}, name=name)
 
 
 def compile_model(model: keras.Model, heads: list[Head], learning_rate: float = 1e-3,
-                  loss_weights: dict[str, list[float]] | None = None) -> keras.Model:
-    """Adam, a masked loss per head, masked metrics per head."""
+                  class_weights: dict[str, list[float]] | None = None,
+                  head_weights: dict[str, float] | None = None) -> keras.Model:
+    """Adam, a masked loss per head, masked metrics per head.
+
+    ``class_weights``: per head, positive-class weights (binary) or class
+    weights (multi-class), e.g. from ``class_balance_weights``.
+    ``head_weights``: how much each head's loss counts in the total (Keras's
+    ``loss_weights``; heads not named count 1).
+    """
     from faces_keras.models.heads import head_loss, head_metrics
 
-    loss_weights = loss_weights or {}
+    class_weights = class_weights or {}
+    head_weights = dict(head_weights or {})
+    unknown = set(head_weights) - {h.name for h in heads}
+    if unknown:
+        raise ValueError(f"head weight(s) for {sorted(unknown)}: the model's heads are "
+                         f"{[h.name for h in heads]}")
 
     def loss_for(head: Head):
-        weights = loss_weights.get(head.name)
+        weights = class_weights.get(head.name)
         return head_loss(head, pos_weight=weights if head.kind == "binary" else None,
                          class_weight=weights if head.kind == "multiclass" else None)
 
     if len(heads) == 1:
-        losses, metrics = loss_for(heads[0]), head_metrics(heads[0])
+        losses, metrics, loss_weights = loss_for(heads[0]), head_metrics(heads[0]), None
     else:
         losses = {h.name: loss_for(h) for h in heads}
         metrics = {h.name: head_metrics(h) for h in heads}
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=losses, metrics=metrics)
+        loss_weights = {h.name: float(head_weights.get(h.name, 1.0)) for h in heads}
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=losses, metrics=metrics,
+                  loss_weights=loss_weights)
     return model

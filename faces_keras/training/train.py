@@ -19,7 +19,8 @@ import numpy as np
 from faces_keras.data.store import Dataset
 from faces_keras.errors import RunError
 from faces_keras.io import read_json, write_json
-from faces_keras.models.heads import Head, class_balance_weights, fit_targets, make_targets, plan_heads
+from faces_keras.models.heads import (Head, class_balance_weights, fit_targets, make_targets, plan_heads,
+                                     standardise_heads)
 from faces_keras.models.presets import ModelConfig, build_model, compile_model
 from faces_keras.training.rundir import (BEST, LAST, MANIFEST, MODEL, SCHEMA, STATE, RunDir)
 
@@ -40,6 +41,7 @@ class TrainConfig:
     patience: int = 5  # early stopping, best weights restored
     reduce_lr_patience: int = 2
     class_weights: str = "none"  # none | balanced
+    head_weights: dict[str, float] = field(default_factory=dict)  # each head's share of the loss (default 1)
     tensorboard: bool = False
     confusion_per_epoch: bool = False  # multiclass heads: validation confusion matrix every epoch
     mixed_precision: bool = False
@@ -55,6 +57,9 @@ class TrainConfig:
             raise ValueError(f"batch_size={self.batch_size}: expected at least 1")
         if self.class_weights not in ("none", "balanced"):
             raise ValueError(f"class_weights={self.class_weights!r}: expected 'none' or 'balanced'")
+        for head, weight in self.head_weights.items():
+            if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
+                raise ValueError(f"head_weights[{head!r}]={weight!r}: expected a number >= 0")
         if not self.monitor.startswith("val_"):
             raise ValueError(f"monitor={self.monitor!r}: monitor a validation quantity (val_...)")
 
@@ -100,7 +105,7 @@ class TrainingData:
             x[split] = images.astype("float32")
             frames[split] = frame
             targets[split] = make_targets(frame, heads)
-        return cls(dataset, heads, x, targets, frames)
+        return cls(dataset, standardise_heads(heads, targets["train"]), x, targets, frames)
 
     @property
     def schema(self):
@@ -243,7 +248,7 @@ def _fit(config: TrainConfig, run: RunDir, resume_state: dict | None,
         log.info("resuming %s at epoch %d of %d", run.path, initial_epoch + 1, config.epochs)
     else:
         model = build_model(data.heads, data.x["train"].shape[1:], config.model)
-        compile_model(model, data.heads, config.model.learning_rate, weights)
+        compile_model(model, data.heads, config.model.learning_rate, weights, config.head_weights)
     started = time.time()
     if initial_epoch < config.epochs:
         model.fit(

@@ -10,8 +10,8 @@ heads, and :mod:`faces_keras.tuning.search` runs the search.
 Spaces, by name (:data:`SPACES`):
 
 ``default`` (the suite's own, the default)
-    Depth 3-5 conv blocks, width 8-32 first-block filters (step 8),
-    1-2 convolutions per block, a hidden Dense of 0/64/128 units, dropout
+    Depth 3-5 (the stem and the conv blocks after it), width 8-32 stem
+    filters (step 8), 1-2 convolutions per block, a hidden Dense of 0/64/128 units, dropout
     0.1-0.5 (step 0.1), learning rate 1e-4 to 3e-3 (log scale).
 ``residual``
     The small ResNet: 3-5 stages, 8-32 stem filters (step 8), Dense 0/64/128,
@@ -35,7 +35,7 @@ from typing import Callable
 import keras_tuner as kt
 
 from faces_keras.models.heads import Head
-from faces_keras.models.presets import ModelConfig, build_model, compile_model
+from faces_keras.models.presets import PRESET_SIZES, ModelConfig, build_model, compile_model
 
 # (min, max, step) of the original all-label model's tuned sizes, and the untuned preset's values.
 ORIGINAL_FILTER_RANGES = ((32, 160, 16), (64, 320, 32), (128, 640, 64))
@@ -52,9 +52,10 @@ Space = Callable[..., ModelConfig]
 
 
 def _depth(hp: kt.HyperParameters, name: str, default: int, input_size: int) -> int:
-    # Every block (default) or stage (residual) halves the image; 2**depth must
-    # not exceed the input, or the last pooling has nothing left to pool.
-    high = min(DEPTH_RANGE[1], int(math.log2(max(input_size, 2))))
+    # The stem quarters the image and every later block (default) or stage
+    # (residual) halves it: 2**(depth + 1) must not exceed the input, or the
+    # last pooling has nothing left to pool.
+    high = min(DEPTH_RANGE[1], int(math.log2(max(input_size, 4))) - 1)
     low = min(DEPTH_RANGE[0], high)
     return hp.Int(name, low, high, default=min(max(default, low), high))
 
@@ -70,17 +71,19 @@ def _regularisation(hp: kt.HyperParameters) -> dict:
 
 def default_space(hp: kt.HyperParameters, input_size: int = 64) -> ModelConfig:
     """The ``default`` preset's depth, width, convolutions per block, head and optimiser."""
-    blocks = _depth(hp, "blocks", 4, input_size)
-    filters = hp.Int("filters", *WIDTH_RANGE[:2], step=WIDTH_RANGE[2], default=16)
-    convs = hp.Int("convs_per_block", 1, 2, default=1)
+    sizes = PRESET_SIZES["default"]
+    blocks = _depth(hp, "blocks", sizes["blocks"], input_size)
+    filters = hp.Int("filters", *WIDTH_RANGE[:2], step=WIDTH_RANGE[2], default=sizes["filters"])
+    convs = hp.Int("convs_per_block", 1, 2, default=sizes["convs_per_block"])
     return ModelConfig(preset="default", blocks=blocks, filters=filters, convs_per_block=convs,
                        **_regularisation(hp))
 
 
 def residual_space(hp: kt.HyperParameters, input_size: int = 64) -> ModelConfig:
     """The ``residual`` preset's stages, stem width, head and optimiser."""
-    blocks = _depth(hp, "blocks", 4, input_size)
-    filters = hp.Int("filters", *WIDTH_RANGE[:2], step=WIDTH_RANGE[2], default=16)
+    sizes = PRESET_SIZES["residual"]
+    blocks = _depth(hp, "blocks", sizes["blocks"], input_size)
+    filters = hp.Int("filters", *WIDTH_RANGE[:2], step=WIDTH_RANGE[2], default=sizes["filters"])
     return ModelConfig(preset="residual", blocks=blocks, filters=filters, **_regularisation(hp))
 
 
