@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("--default-patience", type=int, default=5)
     parser.add_argument("--max-train", type=int)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--speed-rounds", type=int, default=3)
+    parser.add_argument("--speed-rounds", type=int, default=5)
     parser.add_argument("--speed-faces", type=int, default=512)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "models.md")
     parser.add_argument("--one", help=argparse.SUPPRESS)

@@ -51,19 +51,41 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return {k.replace("-", "_"): v for k, v in data.items()}
 
 
-def _positionals(parser: argparse.ArgumentParser, command: str) -> set[str]:
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser | None:
     for action in parser._subparsers._group_actions:  # argparse keeps subparsers here
         sub = action.choices.get(command)
         if sub is not None:
-            return {a.dest for a in sub._actions if not a.option_strings}
-    return set()
+            return sub
+    return None
+
+
+def _positionals(parser: argparse.ArgumentParser, command: str) -> set[str]:
+    sub = _subparser(parser, command)
+    return set() if sub is None else {a.dest for a in sub._actions if not a.option_strings}
+
+
+def _flag_dests(parser: argparse.ArgumentParser, command: str) -> dict[str, str]:
+    """Long flag name (underscored, no dashes) -> the setting it fills, e.g. labels -> labels_source."""
+    sub = _subparser(parser, command)
+    out: dict[str, str] = {}
+    for action in sub._actions if sub is not None else ():
+        for flag in action.option_strings:
+            if flag.startswith("--"):
+                out[flag[2:].replace("-", "_")] = action.dest
+    return out
 
 
 def apply_config_file(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]) -> None:
-    """Values from --config fill every flag the command line did not give."""
+    """Values from --config fill every flag the command line did not give.
+
+    A file's keys are the long flag names (``labels``, ``head-weight``) or the
+    settings they fill (``labels_source``, ``head_weights``).
+    """
     if not getattr(args, "config", None):
         return
+    dests = _flag_dests(parser, args.command)
     given = {a.split("=")[0].lstrip("-").replace("-", "_") for a in argv if a.startswith("--")}
+    given = {dests.get(name, name) for name in given}
     # positionals typed on the command line win over the file too
     given |= {name for name in _positionals(parser, args.command) if getattr(args, name, None) is not None}
     known = vars(args)
@@ -72,6 +94,7 @@ def apply_config_file(parser: argparse.ArgumentParser, args: argparse.Namespace,
         args.run_config = settings  # a run directory's config.yaml: repeat that run as it was
         return
     for key, value in settings.items():
+        key = key if key in known and key not in dests else dests.get(key, key)
         if key not in known:
             raise FacesKerasError(f"{args.config}: unknown setting {key!r} for `{args.command}`")
         if key not in given:
@@ -103,15 +126,15 @@ def _add_prepare_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="default", help="default, residual, original-per-label, original-all-label")
+    p.add_argument("--preset", default="default", help="default (a small ResNet), residual, sequential, original-per-label, original-all-label")
     p.add_argument("--label", action="append", dest="label_names", help="train on this label only (repeatable)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--filters", type=int,
-                   help="default/residual presets: filters of the stem, doubled per block (default 24 / 16)")
-    p.add_argument("--blocks", type=int, help="default: stem + conv blocks (3); residual: stages (4)")
-    p.add_argument("--convs-per-block", type=int, help="default preset: 3x3 convolutions per block (2)")
+                   help="filters of the stem, doubled per stage/block (default 16; sequential 24)")
+    p.add_argument("--blocks", type=int, help="default/residual: stages (4); sequential: stem + conv blocks (3)")
+    p.add_argument("--convs-per-block", type=int, help="sequential preset: 3x3 convolutions per block (2)")
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--no-augmentation", action="store_true", help="no online augmentation layers")
     p.add_argument("--class-weights", choices=["none", "balanced"], default="none")
@@ -192,11 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="per-label models against one all-label model on one split")
     p.add_argument("dataset")
     p.add_argument("--out", default="runs/compare")
-    p.add_argument("--presets", default="default", help="comma-separated families: default, original, residual")
+    p.add_argument("--presets", default="default", help="comma-separated families: default, original, residual, sequential")
     p.add_argument("--label", action="append", dest="label_names", help="compare only this binary label (repeatable)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-train", type=int)
+    p.add_argument("--patience", type=int, default=5,
+                   help="early stopping patience (epochs) of every run; the original presets overfit after 3-5 epochs")
     p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("tune", help="Hyperband search over a model family (resumes unless --overwrite)")

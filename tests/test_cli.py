@@ -53,6 +53,23 @@ def test_config_file_fills_flags_and_rejects_unknown_keys(tmp_path, data_dir, ca
     assert "unknown setting 'sizes'" in capsys.readouterr().err
 
 
+def test_config_file_keys_may_be_flag_names_and_the_command_line_still_wins(tmp_path, data_dir):
+    grids = data_dir / "grids"
+    config = tmp_path / "prepare.toml"
+    # `labels` is the flag (--labels) of the setting labels_source; `detect-max-side` a dashed flag name.
+    config.write_text(f'schema = "grids"\nlabels = "{tmp_path / 'missing.csv'}"\nlimit = 30\n'
+                      f'detect-max-side = 96\n')
+    assert main(["prepare", str(tmp_path / "ds"), "--config", str(config),
+                 "--labels", str(grids / "faces-labels.csv")]) == 0
+    assert read_json(tmp_path / "ds" / "manifest.json")["count"] == 30
+    from faces_keras.cli import _head_weights
+
+    assert _head_weights(["age=0.5", "race = 2"]) == {"age": 0.5, "race": 2.0}
+    assert _head_weights({"age": 1}) == {"age": 1.0}
+    with pytest.raises(Exception, match="HEAD=WEIGHT"):
+        _head_weights(["age"])
+
+
 @pytest.mark.backend_subset
 def test_quickstart_on_real_grid_photos(tmp_path, data_dir, capsys):
     out = tmp_path / "runs" / "qs"

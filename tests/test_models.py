@@ -23,7 +23,7 @@ def _outputs(model, x):
     return out if isinstance(out, dict) else {model.layers[-1].name: out}
 
 
-@pytest.mark.parametrize("preset", ["default", "residual", "original-per-label"])
+@pytest.mark.parametrize("preset", ["default", "residual", "sequential", "original-per-label"])
 @pytest.mark.parametrize("kind", sorted(SCHEMAS))
 def test_preset_output_shapes(preset, kind):
     schema_name, shape, expected = SCHEMAS[kind]
@@ -51,8 +51,24 @@ def test_single_head_presets_are_sequential_and_original_matches_the_paper():
     # 64 -> conv3 62 -> pool 31 -> conv2 30 -> pool 15 -> conv2 14: Flatten gives 14*14*128 features
     expected = (9 * 32 + 32) + (4 * 32 * 64 + 64) + (4 * 64 * 128 + 128) + (14 * 14 * 128 * 256 + 256) + 257
     assert per_label.count_params() == expected  # 6.5 M, nearly all in Dense(256) after Flatten
+    sequential = build_model(heads, (64, 64, 1), ModelConfig(preset="sequential"))
+    assert isinstance(sequential, keras.Sequential) and sequential.count_params() < 200_000
+    # The stride-2 stem and pool: the conv blocks work at a quarter of the input size.
+    first_block = [l for l in sequential.layers if isinstance(l, keras.layers.Conv2D)][1]
+    assert tuple(first_block.output.shape[1:3]) == (16, 16)
+
+
+def test_default_preset_is_the_small_resnet_with_skip_connections():
+    import keras
+
+    heads = plan_heads(load_schema("grids"))
     default = build_model(heads, (64, 64, 1), ModelConfig())
-    assert isinstance(default, keras.Sequential) and default.count_params() < 200_000
+    assert ModelConfig().preset == "default" and (ModelConfig().filters, ModelConfig().blocks) == (16, 4)
+    adds = [l for l in default.layers if isinstance(l, keras.layers.Add)]
+    assert len(adds) == 6  # 3 stages x 2 residual blocks
+    assert default.count_params() < 200_000
+    same = build_model(heads, (64, 64, 1), ModelConfig(preset="residual"))
+    assert same.count_params() == default.count_params()
 
 
 @pytest.mark.slow

@@ -68,11 +68,11 @@ def test_original_space_keeps_the_source_ranges_and_steps():
     assert seen["dense"] == set(range(256, 1281, 128))
 
 
-def test_default_space_ranges_and_log_learning_rate():
+def test_sequential_space_ranges_and_log_learning_rate():
     seen = defaultdict(set)
     rates = []
-    for _, config in sample_configs("default", 400):
-        assert config.preset == "default" and config.augmentation == {}
+    for _, config in sample_configs("sequential", 400):
+        assert config.preset == "sequential" and config.augmentation == {}
         for name in ("blocks", "filters", "convs_per_block", "dense", "dropout"):
             seen[name].add(getattr(config, name))
         rates.append(config.learning_rate)
@@ -87,10 +87,11 @@ def test_default_space_ranges_and_log_learning_rate():
     assert 0.4 < np.mean(rates < math.sqrt(1e-4 * 3e-3)) < 0.6
 
 
-def test_residual_space_ranges():
+@pytest.mark.parametrize("space", ["default", "residual"])
+def test_residual_space_ranges(space):
     seen = defaultdict(set)
-    for _, config in sample_configs("residual", 300):
-        assert config.preset == "residual"
+    for _, config in sample_configs(space, 300):
+        assert config.preset == space
         seen["blocks"].add(config.blocks), seen["filters"].add(config.filters), seen["dense"].add(config.dense)
         assert 0.1 <= config.dropout <= 0.5 and 1e-4 <= config.learning_rate <= 3e-3
     assert seen == {"blocks": {3, 4, 5}, "filters": {8, 16, 24, 32}, "dense": {0, 64, 128}}
@@ -99,21 +100,25 @@ def test_residual_space_ranges():
 def test_space_defaults_are_the_untuned_presets():
     assert get_space("default")(kt.HyperParameters()) == ModelConfig()
     assert get_space("residual")(kt.HyperParameters()) == ModelConfig(preset="residual")
+    assert get_space("sequential")(kt.HyperParameters()) == ModelConfig(preset="sequential")
     original = get_space("original")(kt.HyperParameters())
     assert (original.original_filters, original.original_dense) == ORIGINAL_DEFAULTS == ((64, 128, 576), 1152)
 
 
 def test_depth_is_capped_by_the_input_size():
-    # The stem quarters the image and each later block halves it: 32 pixels
-    # allow 4 blocks (32 -> 8 -> 4 -> 2 -> 1), 16 pixels only 3.
-    assert {c.blocks for _, c in sample_configs("default", 100, input_size=32)} == {3, 4}
-    assert any("blocks: 3 to 4" in line for line in describe_space("default", input_size=32))
-    assert {c.blocks for _, c in sample_configs("default", 50, input_size=16)} == {3}
+    # Sequential: the stem quarters the image and each later block halves it,
+    # so 32 pixels allow 4 blocks (32 -> 8 -> 4 -> 2 -> 1), 16 pixels only 3.
+    assert {c.blocks for _, c in sample_configs("sequential", 100, input_size=32)} == {3, 4}
+    assert any("blocks: 3 to 4" in line for line in describe_space("sequential", input_size=32))
+    assert {c.blocks for _, c in sample_configs("sequential", 50, input_size=16)} == {3}
+    # Residual (the default): the first stage keeps the size, so 16 pixels allow 4 stages.
+    assert {c.blocks for _, c in sample_configs("default", 100, input_size=16)} == {3, 4}
 
 
 def test_largest_points_of_the_small_spaces_build():
     heads = plan_heads(load_schema("grids"))
-    for space, values in (("default", dict(blocks=5, filters=32, convs_per_block=2, dense=128)),
+    for space, values in (("sequential", dict(blocks=5, filters=32, convs_per_block=2, dense=128)),
+                          ("default", dict(blocks=5, filters=32, dense=128)),
                           ("residual", dict(blocks=5, filters=32, dense=128))):
         model = build_model(heads, (64, 64, 1), model_config_from_values(space, values))
         assert model.output_shape == (None, 5)

@@ -8,16 +8,25 @@ Presets, by name:
 ``original-all-label``
     The same shape with 64, 128 and 576 filters and Dense(1152): 130 M
     parameters, nearly all in the Dense layer after Flatten.
-``default``
-    The suite's own, Sequential: online augmentation, a stride-2 3x3 stem
-    convolution (24 filters) and a max pool that bring 64x64 to 16x16, then
-    two blocks of two 3x3 convolutions (48, 96 filters; conv → batch norm →
-    ReLU) each ending in a max pool, global average pooling instead of a huge
-    Flatten → Dense, dropout. 157 k parameters, 32 M FLOPs per 64x64 face.
 ``residual``
-    A small ResNet (functional API): a stem, then stages of two residual
-    blocks with batch norm and projection shortcuts, global average pooling,
-    dropout before the classifier.
+    A small ResNet (functional API): online augmentation, a stride-2 3x3 stem
+    convolution and a max pool (64x64 → 16x16), then stages of two residual
+    blocks (two 3x3 conv → batch norm, ReLU after the addition; projection
+    shortcuts where the shape changes), global average pooling, dropout before
+    the classifier. With 16 stem filters and 4 stages (16-16-32-64 filters):
+    176 k parameters, 13 M FLOPs per 64x64 face.
+``default``
+    The suite's default: the ``residual`` architecture at the sizes above. On
+    CelebA it beat the original all-label model on every label and trained
+    >20x faster per epoch on a 2-core CPU (docs/benchmarks/models.md); skip
+    connections do not fit ``keras.Sequential``, so it is a functional model.
+``sequential``
+    A plain ``keras.Sequential`` CNN for those who want one: online
+    augmentation, a stride-2 3x3 stem (24 filters) and a max pool, then blocks
+    of two 3x3 conv → batch norm → ReLU (48, 96 filters) each ending in a max
+    pool, global average pooling instead of a huge Flatten → Dense, dropout.
+    157 k parameters, 32 M FLOPs per 64x64 face; as accurate as ``default``
+    on CelebA but about 1.6x slower on a CPU.
 
 Every model takes uint8-range float images ``(size, size, C)`` and rescales
 them itself, so stored faces and photos at prediction time are fed alike.
@@ -35,15 +44,17 @@ from keras import layers
 
 from faces_keras.models.heads import Head
 
-PRESETS = ("default", "residual", "original-per-label", "original-all-label")
+PRESETS = ("default", "residual", "sequential", "original-per-label", "original-all-label")
+RESIDUAL_PRESETS = ("default", "residual")  # built by the residual backbone
 
-# Sizes each preset uses unless told otherwise. The default's were chosen by
+# Sizes each preset uses unless told otherwise. The default's were chosen with
 # benchmarks/bench_models.py (docs/benchmarks/models.md): fast enough for a
 # 20x speed-up over the original all-label model on a CPU, accurate enough to
-# beat it on every CelebA label.
+# beat it on every CelebA label. The original presets have fixed sizes.
 PRESET_SIZES = {
-    "default": {"filters": 24, "blocks": 3, "convs_per_block": 2},
+    "default": {"filters": 16, "blocks": 4, "convs_per_block": 1},
     "residual": {"filters": 16, "blocks": 4, "convs_per_block": 1},
+    "sequential": {"filters": 24, "blocks": 3, "convs_per_block": 2},
 }
 
 
@@ -53,9 +64,9 @@ class ModelConfig:
 
     preset: str = "default"
     # None: the preset's own value (PRESET_SIZES).
-    filters: int | None = None  # default/residual: filters of the stem, doubled per block/stage
-    blocks: int | None = None  # default: the stem and the conv blocks after it; residual: stages
-    convs_per_block: int | None = None  # default: 3x3 convolutions per block after the stem
+    filters: int | None = None  # filters of the stem, doubled per block (sequential) or stage (residual)
+    blocks: int | None = None  # sequential: the stem and the conv blocks after it; default/residual: stages
+    convs_per_block: int | None = None  # sequential: 3x3 convolutions per block after the stem
     dense: int = 0  # default/residual: a hidden Dense layer before the heads (0: none)
     dropout: float = 0.3
     learning_rate: float = 1e-3
@@ -67,7 +78,7 @@ class ModelConfig:
     def __post_init__(self):
         if self.preset not in PRESETS:
             raise ValueError(f"preset={self.preset!r}: expected one of {PRESETS}")
-        for name, value in PRESET_SIZES.get(self.preset, PRESET_SIZES["default"]).items():
+        for name, value in PRESET_SIZES.get(self.preset, PRESET_SIZES["sequential"]).items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
         if not 4 <= self.filters <= 512:
@@ -125,12 +136,11 @@ def _conv_bn_relu(filters: int, strides: int = 1) -> list[layers.Layer]:
             layers.BatchNormalization(momentum=0.9), layers.ReLU()]
 
 
-def _default_layers(config: ModelConfig) -> list[layers.Layer]:
+def _sequential_layers(config: ModelConfig) -> list[layers.Layer]:
     # A stride-2 stem and a pool bring 64x64 down to 16x16 before the wider
-    # blocks: on a CPU the time goes into full-resolution feature maps (and
-    # their batch norm), not into the multiply-adds of narrow convolutions, so
-    # this is what makes the preset >20x faster than the original all-label
-    # model while two convolutions per block keep its accuracy.
+    # blocks: full-resolution feature maps (and their batch norm) are what cost
+    # time on a CPU. Two convolutions per block matter: with one, CelebA
+    # glasses/hat F1 fell from 0.80/0.59 to 0.48/0.29.
     stack: list[layers.Layer] = [*_conv_bn_relu(config.filters, strides=2), layers.MaxPooling2D(2)]
     for block in range(1, config.blocks):
         for _ in range(config.convs_per_block):
@@ -191,13 +201,13 @@ def build_model(heads: list[Head], input_shape: tuple[int, int, int], config: Mo
     name = name or config.preset.replace("-", "_")
     front = [keras.Input(shape=input_shape, name="image"), *_augmentation_layers(config),
              layers.Rescaling(1.0 / 255, name="rescale")]
-    if config.preset == "residual":
+    if config.preset in RESIDUAL_PRESETS:
         inputs = front[0]
         features = _residual_backbone(_apply(front[1:], inputs), config)
         outputs = {h.name: _apply(_head_layers(h), features) for h in heads}
         return keras.Model(inputs, outputs if len(heads) > 1 else outputs[heads[0].name], name=name)
-    if config.preset == "default":
-        body = _default_layers(config)
+    if config.preset == "sequential":
+        body = _sequential_layers(config)
     else:
         body = _original_layers(config, all_label=config.preset == "original-all-label")
     if len(heads) == 1:

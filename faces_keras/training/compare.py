@@ -41,6 +41,7 @@ KINDS = ("per-label", "all-label")
 FAMILIES: dict[str, dict[str, str]] = {
     "default": {"per-label": "default", "all-label": "default"},
     "residual": {"per-label": "residual", "all-label": "residual"},
+    "sequential": {"per-label": "sequential", "all-label": "sequential"},
     "original": {"per-label": "original-per-label", "all-label": "original-all-label"},
 }
 SCORES = ("precision@0.5", "recall@0.5", "f1@0.5", "precision@tuned", "recall@tuned", "f1@tuned",
@@ -248,7 +249,8 @@ def compare(dataset: str | Path, out: str | Path, presets: str | Sequence[str] =
 def compare_command(args) -> int:
     """``faces-keras compare DATASET --out DIR --presets default,original ...``: prints the table."""
     compare(args.dataset, args.out, args.presets, epochs=args.epochs, batch_size=args.batch_size,
-            max_train=args.max_train, seed=args.seed, labels=getattr(args, "label_names", None) or None)
+            max_train=args.max_train, seed=args.seed, labels=getattr(args, "label_names", None) or None,
+            train_overrides={"patience": args.patience})
     out = Path(args.out)
     print((out / "compare.md").read_text())
     print(f"table: {out / 'compare.csv'}\nchart: {out / 'compare.png'}")

@@ -13,7 +13,7 @@ OBJECTIVE_NAMES = ("val_auc", "val_loss", "val_mean_f1")
 def add_tune_arguments(p: argparse.ArgumentParser) -> None:
     """Every flag of ``faces-keras tune``."""
     p.add_argument("dataset", nargs="?", help="prepared dataset folder (or `dataset:` in --config)")
-    p.add_argument("--space", default="default", help="default, residual or original")
+    p.add_argument("--space", default="default", help="default (the small ResNet), residual, sequential or original")
     p.add_argument("--out", default="searches", help="folder of search directories (default searches/)")
     p.add_argument("--config", help="YAML/TOML file of settings")
     p.add_argument("--labels", help="comma-separated labels to tune for (default: all)")

@@ -9,13 +9,14 @@ heads, and :mod:`faces_keras.tuning.search` runs the search.
 
 Spaces, by name (:data:`SPACES`):
 
-``default`` (the suite's own, the default)
-    Depth 3-5 (the stem and the conv blocks after it), width 8-32 stem
-    filters (step 8), 1-2 convolutions per block, a hidden Dense of 0/64/128 units, dropout
+``default`` (the default) and ``residual``
+    The small ResNet of the ``default`` / ``residual`` presets: 3-5 stages,
+    8-32 stem filters (step 8), a hidden Dense of 0/64/128 units, dropout
     0.1-0.5 (step 0.1), learning rate 1e-4 to 3e-3 (log scale).
-``residual``
-    The small ResNet: 3-5 stages, 8-32 stem filters (step 8), Dense 0/64/128,
-    dropout 0.1-0.5, learning rate 1e-4 to 3e-3 (log).
+``sequential``
+    The plain Sequential CNN: depth 3-5 (the stem and the conv blocks after
+    it), 8-32 stem filters (step 8), 1-2 convolutions per block, Dense,
+    dropout and learning rate as above.
 ``original``
     The source project's tuner space for its all-label CNN: the three
     convolutions' filters 32-160 (step 16), 64-320 (step 32), 128-640
@@ -51,11 +52,12 @@ LEARNING_RATE_RANGE = (1e-4, 3e-3)
 Space = Callable[..., ModelConfig]
 
 
-def _depth(hp: kt.HyperParameters, name: str, default: int, input_size: int) -> int:
-    # The stem quarters the image and every later block (default) or stage
-    # (residual) halves it: 2**(depth + 1) must not exceed the input, or the
+def _depth(hp: kt.HyperParameters, name: str, default: int, input_size: int, extra_halvings: int = 0) -> int:
+    # The stem quarters the image and each later stage (residual) or block
+    # (sequential, ``extra_halvings=1``) halves it, the first residual stage
+    # excepted: 2**(depth + extra_halvings) must not exceed the input, or the
     # last pooling has nothing left to pool.
-    high = min(DEPTH_RANGE[1], int(math.log2(max(input_size, 4))) - 1)
+    high = min(DEPTH_RANGE[1], int(math.log2(max(input_size, 4))) - extra_halvings)
     low = min(DEPTH_RANGE[0], high)
     return hp.Int(name, low, high, default=min(max(default, low), high))
 
@@ -69,22 +71,30 @@ def _regularisation(hp: kt.HyperParameters) -> dict:
     }
 
 
-def default_space(hp: kt.HyperParameters, input_size: int = 64) -> ModelConfig:
-    """The ``default`` preset's depth, width, convolutions per block, head and optimiser."""
-    sizes = PRESET_SIZES["default"]
-    blocks = _depth(hp, "blocks", sizes["blocks"], input_size)
+def sequential_space(hp: kt.HyperParameters, input_size: int = 64) -> ModelConfig:
+    """The ``sequential`` preset's depth, width, convolutions per block, head and optimiser."""
+    sizes = PRESET_SIZES["sequential"]
+    blocks = _depth(hp, "blocks", sizes["blocks"], input_size, extra_halvings=1)
     filters = hp.Int("filters", *WIDTH_RANGE[:2], step=WIDTH_RANGE[2], default=sizes["filters"])
     convs = hp.Int("convs_per_block", 1, 2, default=sizes["convs_per_block"])
-    return ModelConfig(preset="default", blocks=blocks, filters=filters, convs_per_block=convs,
+    return ModelConfig(preset="sequential", blocks=blocks, filters=filters, convs_per_block=convs,
                        **_regularisation(hp))
 
 
-def residual_space(hp: kt.HyperParameters, input_size: int = 64) -> ModelConfig:
-    """The ``residual`` preset's stages, stem width, head and optimiser."""
-    sizes = PRESET_SIZES["residual"]
-    blocks = _depth(hp, "blocks", sizes["blocks"], input_size)
-    filters = hp.Int("filters", *WIDTH_RANGE[:2], step=WIDTH_RANGE[2], default=sizes["filters"])
-    return ModelConfig(preset="residual", blocks=blocks, filters=filters, **_regularisation(hp))
+def _residual_space(preset: str) -> Space:
+    def space(hp: kt.HyperParameters, input_size: int = 64) -> ModelConfig:
+        sizes = PRESET_SIZES[preset]
+        blocks = _depth(hp, "blocks", sizes["blocks"], input_size)
+        filters = hp.Int("filters", *WIDTH_RANGE[:2], step=WIDTH_RANGE[2], default=sizes["filters"])
+        return ModelConfig(preset=preset, blocks=blocks, filters=filters, **_regularisation(hp))
+
+    space.__name__ = f"{preset}_space"
+    space.__doc__ = f"The ``{preset}`` preset's (small ResNet) stages, stem width, head and optimiser."
+    return space
+
+
+default_space = _residual_space("default")
+residual_space = _residual_space("residual")
 
 
 def original_space(hp: kt.HyperParameters, input_size: int = 64) -> ModelConfig:
@@ -97,7 +107,8 @@ def original_space(hp: kt.HyperParameters, input_size: int = 64) -> ModelConfig:
                        augmentation=None)
 
 
-SPACES: dict[str, Space] = {"default": default_space, "residual": residual_space, "original": original_space}
+SPACES: dict[str, Space] = {"default": default_space, "residual": residual_space, "sequential": sequential_space,
+                            "original": original_space}
 
 
 def get_space(name: str) -> Space:

@@ -54,7 +54,7 @@ from faces_keras.models.presets import ModelConfig
 log = logging.getLogger(__name__)
 
 OBJECTIVES = {"val_loss": "min", "val_auc": "max", "val_mean_f1": "max"}
-SPACE_NAMES = ("default", "residual", "original")
+SPACE_NAMES = ("default", "residual", "sequential", "original")
 ROLES = ("single", "chief", "worker")
 CONFIG_FILE, SUMMARY_CSV, SUMMARY_MD, BEST_JSON, BEST_RUN = (
     "tune_config.json", "summary.csv", "summary.md", "best.json", "best-run")
