@@ -202,12 +202,17 @@ class ResidualHyperModel(FacesHyperModel):
     space_name = "residual"
 
 
+class SequentialHyperModel(FacesHyperModel):
+    space_name = "sequential"
+
+
 class OriginalHyperModel(FacesHyperModel):
     space_name = "original"
 
 
 HYPERMODELS: dict[str, type[FacesHyperModel]] = {
-    "default": DefaultHyperModel, "residual": ResidualHyperModel, "original": OriginalHyperModel}
+    "default": DefaultHyperModel, "residual": ResidualHyperModel, "sequential": SequentialHyperModel,
+    "original": OriginalHyperModel}
 
 
 def hypermodel_for(space: str, heads: list[Head], input_shape: tuple[int, int, int], **kwargs) -> FacesHyperModel:
