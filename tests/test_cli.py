@@ -57,8 +57,8 @@ def test_config_file_keys_may_be_flag_names_and_the_command_line_still_wins(tmp_
     grids = data_dir / "grids"
     config = tmp_path / "prepare.toml"
     # `labels` is the flag (--labels) of the setting labels_source; `detect-max-side` a dashed flag name.
-    config.write_text(f'schema = "grids"\nlabels = "{tmp_path / 'missing.csv'}"\nlimit = 30\n'
-                      f'detect-max-side = 96\n')
+    missing = tmp_path / "missing.csv"
+    config.write_text(f'schema = "grids"\nlabels = "{missing}"\nlimit = 30\ndetect-max-side = 96\n')
     assert main(["prepare", str(tmp_path / "ds"), "--config", str(config),
                  "--labels", str(grids / "faces-labels.csv")]) == 0
     assert read_json(tmp_path / "ds" / "manifest.json")["count"] == 30
