@@ -25,8 +25,8 @@ Presets, by name:
     augmentation, a stride-2 3x3 stem (24 filters) and a max pool, then blocks
     of two 3x3 conv → batch norm → ReLU (48, 96 filters) each ending in a max
     pool, global average pooling instead of a huge Flatten → Dense, dropout.
-    157 k parameters, 32 M FLOPs per 64x64 face; as accurate as ``default``
-    on CelebA but about 1.6x slower on a CPU.
+    157 k parameters, 32 M FLOPs per 64x64 face; about as accurate as
+    ``default`` on CelebA but 1.2-2x slower on a CPU.
 
 Every model takes uint8-range float images ``(size, size, C)`` and rescales
 them itself, so stored faces and photos at prediction time are fed alike.
@@ -155,9 +155,8 @@ def _sequential_layers(config: ModelConfig) -> list[layers.Layer]:
 
 def _residual_backbone(x, config: ModelConfig):
     def conv_bn(y, filters, strides=1, relu=True):
-        y = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False)(y)
-        y = layers.BatchNormalization(momentum=0.9)(y)
-        return layers.ReLU()(y) if relu else y
+        stack = _conv_bn_relu(filters, strides)
+        return _apply(stack if relu else stack[:-1], y)  # the block's ReLU comes after the addition
 
     # A stride-2 stem and a pool, as in ResNet: the residual stages then work at
     # a quarter of the input size, which is what keeps this preset fast on CPU.
