@@ -94,7 +94,7 @@ def apply_config_file(parser: argparse.ArgumentParser, args: argparse.Namespace,
         args.run_config = settings  # a run directory's config.yaml: repeat that run as it was
         return
     for key, value in settings.items():
-        key = key if key in known and key not in dests else dests.get(key, key)
+        key = dests.get(key, key)
         if key not in known:
             raise FacesKerasError(f"{args.config}: unknown setting {key!r} for `{args.command}`")
         if key not in given:
@@ -284,13 +284,13 @@ def _head_weights(items) -> dict[str, float]:
         return {str(k): float(v) for k, v in items.items()}
     weights = {}
     for item in items or ():
-        head, sep, value = str(item).partition("=")
+        head, _, value = str(item).partition("=")
         try:
+            if not head.strip():
+                raise ValueError
             weights[head.strip()] = float(value)
         except ValueError:
-            sep = ""
-        if not sep or not head.strip():
-            raise FacesKerasError(f"--head-weight {item!r}: expected HEAD=WEIGHT, e.g. age=0.5")
+            raise FacesKerasError(f"--head-weight {item!r}: expected HEAD=WEIGHT, e.g. age=0.5") from None
     return weights
 
 

@@ -453,8 +453,6 @@ def online_augmentation(
     return keras.Sequential(layers, name=name)
 
 
-
-
 def _augmentation_layers(config: AugmentationConfig) -> list:
     import keras
 

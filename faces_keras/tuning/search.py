@@ -54,7 +54,6 @@ from faces_keras.models.presets import ModelConfig
 log = logging.getLogger(__name__)
 
 OBJECTIVES = {"val_loss": "min", "val_auc": "max", "val_mean_f1": "max"}
-SPACE_NAMES = ("default", "residual", "sequential", "original")
 ROLES = ("single", "chief", "worker")
 CONFIG_FILE, SUMMARY_CSV, SUMMARY_MD, BEST_JSON, BEST_RUN = (
     "tune_config.json", "summary.csv", "summary.md", "best.json", "best-run")
@@ -105,8 +104,10 @@ class TuneConfig:
             raise ValueError("dataset: a prepared dataset folder is needed")
         if isinstance(self.labels, str) or not all(isinstance(v, str) and v for v in self.labels):
             raise ValueError(f"labels={self.labels!r}: expected a tuple of label names")
-        if self.space not in SPACE_NAMES:
-            raise ValueError(f"space={self.space!r}: expected one of {SPACE_NAMES}")
+        from faces_keras.tuning.hypermodels import SPACES
+
+        if self.space not in SPACES:
+            raise ValueError(f"space={self.space!r}: expected one of {tuple(SPACES)}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective={self.objective!r}: expected one of {tuple(OBJECTIVES)}")
         for name, low in (("max_epochs", 1), ("factor", 2), ("hyperband_iterations", 1),
