@@ -69,28 +69,32 @@ def _json_default(value: Any) -> Any:
 def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Build a folder under a temporary name and rename it into place at the end.
 
-    An interrupted build leaves only a hidden ``.<name>.partial`` folder, which
+    The build holds the folder's one-writer lock (:mod:`faces_keras.locking`), so
+    a second build of the same folder is refused at once. An interrupted build
+    leaves only a hidden ``.<name>.partial-*`` folder (unique per process), which
     the next build removes; nothing that looks complete.
     """
+    from faces_keras.locking import folder_lock
+
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.partial"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if path.exists():
-        old = path.parent / f".{path.name}.old"
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, path)
+    with folder_lock(path, "dataset folder"):
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Under the lock no other build is running, so any partial folder is a dead build's.
+        for stale in path.parent.glob(f".{path.name}.partial*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-{os.getpid()}-", dir=path.parent))
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.rmdir(old)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)

@@ -103,7 +103,7 @@ def test_interrupted_prepare_leaves_no_dataset(tmp_path, data_dir, monkeypatch):
     monkeypatch.setattr(store, "write_json", interrupted)
     with pytest.raises(KeyboardInterrupt):
         prepare_dataset(load_schema("grids"), data_dir / "grids" / "faces-labels.csv", tmp_path / "ds")
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
 
 
 def test_atomic_dir_leaves_only_partial_on_interrupt(tmp_path):
@@ -114,7 +114,7 @@ def test_atomic_dir_leaves_only_partial_on_interrupt(tmp_path):
             (tmp / "images.npy").write_bytes(b"half")
             raise KeyboardInterrupt
     assert not (tmp_path / "ds").exists()
-    assert not any(p.name.startswith(".ds") for p in tmp_path.iterdir())
+    assert not any(p.name.startswith(".ds") and not p.name.endswith(".lock") for p in tmp_path.iterdir())
 
 
 def test_prepare_files_color_and_size(tmp_path, data_dir):
