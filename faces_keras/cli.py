@@ -197,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=float, default=0.05)
     p.add_argument("--stop", type=float, default=0.95)
     p.add_argument("--step", type=float, default=0.05)
+    p.add_argument("--repredict", action="store_true",
+                   help="predict val and test again first (after model.keras was replaced)")
 
     p = sub.add_parser("report", help="green/red prediction report of a run (terminal, HTML, PNG, CSV)")
     p.add_argument("run")
@@ -340,6 +342,10 @@ def cmd_thresholds(args: argparse.Namespace) -> int:
     from faces_keras.training.rundir import RunDir
 
     run = RunDir(args.run)
+    if args.repredict:
+        from faces_keras.training.train import repredict
+
+        repredict(run.path)
     evaluate_run(run, method=args.method, mode=args.mode, start=args.start, stop=args.stop, step=args.step)
     print((run / "metrics.md").read_text() if (run / "metrics.md").is_file() else "no binary labels: "
           "multi-class heads take the arg-max and need no threshold")

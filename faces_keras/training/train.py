@@ -18,11 +18,13 @@ import numpy as np
 
 from faces_keras.data.store import Dataset
 from faces_keras.errors import RunError
-from faces_keras.io import read_json, write_json
+from faces_keras.io import atomic_path, atomic_write_text, read_json, write_json
+from faces_keras.locking import folder_lock
 from faces_keras.models.heads import (Head, class_balance_weights, fit_targets, make_targets, plan_heads,
                                      standardise_heads)
 from faces_keras.models.presets import ModelConfig, build_model, compile_model
-from faces_keras.training.rundir import (BEST, LAST, MANIFEST, MODEL, SCHEMA, STATE, RunDir)
+from faces_keras.training.rundir import (BEST, BEST_RECORD, CONFIG, LAST, MANIFEST, MODEL, SCHEMA, STATE,
+                                         RunDir)
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +125,14 @@ def predict_heads(model, x: np.ndarray, heads: list[Head], batch_size: int = 256
 
 
 class _ResumeState:
-    """Keras callback factory: after each epoch save last.keras, then state.json."""
+    """Keras callback factory: after each epoch save last.keras, then state.json (the commit point)."""
 
     @staticmethod
-    def make(run: RunDir, monitor: str):
+    def make(run: RunDir, monitor: str, mode: str):
         import keras
+
+
+        better = (lambda a, b: a < b) if mode == "min" else (lambda a, b: a > b)
 
         class ResumeState(keras.callbacks.Callback):
             def __init__(self, best: float | None):
@@ -137,16 +142,45 @@ class _ResumeState:
             def on_epoch_end(self, epoch, logs=None):
                 logs = logs or {}
                 value = logs.get(monitor)
-                if value is not None and (self.best is None or value < self.best):
+                if value is not None and (self.best is None or better(value, self.best)):
                     self.best = float(value)
-                from faces_keras.io import atomic_path
-
                 with atomic_path(run.checkpoints / LAST) as tmp:
                     self.model.save(tmp)
-                write_json(run.checkpoints / STATE, {"epoch": epoch, "best": self.best,
-                                                     "monitor": monitor, "time": time.time()})
+                # state.json is written last: a kill before it leaves the previous epoch's
+                # state, whose last.keras was replaced only by a whole later one.
+                write_json(run.checkpoints / STATE, {"epoch": epoch, "best": self.best, "monitor": monitor,
+                                                     "time": time.time()})
 
         return ResumeState
+
+
+def atomic_model_checkpoint(run: RunDir, monitor: str, mode: str, best: float | None):
+    """Keras's ``ModelCheckpoint(save_best_only=True)`` on ``checkpoints/best.keras``, written atomically.
+
+    Keras saves in place, so a kill during the save leaves a broken best.keras.
+    Here each save goes to a temporary name beside it and is renamed over it,
+    then ``best.json`` records its epoch and value: a kill leaves the previous
+    best whole. Which epochs improve stays Keras's logic.
+    """
+    import keras
+
+    final = run.checkpoints / BEST
+    tmp = final.with_name(f".{final.stem}.{os.getpid()}.tmp{final.suffix}")  # Keras wants the .keras suffix
+
+    class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+        def on_epoch_end(self, epoch, logs=None):
+            self.filepath = str(tmp)
+            try:
+                super().on_epoch_end(epoch, logs)
+                if tmp.exists():  # Keras saved: this epoch improved
+                    os.replace(tmp, final)
+                    write_json(run.checkpoints / BEST_RECORD,
+                               {"epoch": epoch, "monitor": monitor, "value": float(self.best)})
+            finally:
+                tmp.unlink(missing_ok=True)
+
+    return AtomicModelCheckpoint(final, monitor=monitor, mode=mode, save_best_only=True,
+                                 initial_value_threshold=best)
 
 
 def epoch_timer(train_faces: int):
@@ -173,21 +207,25 @@ def epoch_timer(train_faces: int):
     return EpochTimer()
 
 
+def monitor_mode(monitor: str) -> str:
+    """``"max"`` for quantities that grow as the model improves, else ``"min"``."""
+    return "max" if any(k in monitor for k in ("auc", "accuracy", "precision", "recall", "f1")) else "min"
+
+
 def _callbacks(run: RunDir, config: TrainConfig, resume_state: dict | None, train_faces: int = 0):
     import keras
 
-    mode = "max" if any(k in config.monitor for k in ("auc", "accuracy", "precision", "recall", "f1")) else "min"
+    mode = monitor_mode(config.monitor)
     best = resume_state.get("best") if resume_state else None
     callbacks = [
         epoch_timer(train_faces),
-        keras.callbacks.ModelCheckpoint(run.checkpoints / BEST, monitor=config.monitor, mode=mode,
-                                        save_best_only=True, initial_value_threshold=best),
+        atomic_model_checkpoint(run, config.monitor, mode, best),
         keras.callbacks.EarlyStopping(monitor=config.monitor, mode=mode, patience=config.patience,
                                       restore_best_weights=True),
         keras.callbacks.CSVLogger(str(run / "history.csv"), append=resume_state is not None),
         keras.callbacks.ReduceLROnPlateau(monitor=config.monitor, mode=mode, factor=0.5,
                                           patience=config.reduce_lr_patience, min_lr=1e-5),
-        _ResumeState.make(run, config.monitor)(best),
+        _ResumeState.make(run, config.monitor, mode)(best),
     ]
     if config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run / "tensorboard")))
@@ -198,27 +236,146 @@ def _callbacks(run: RunDir, config: TrainConfig, resume_state: dict | None, trai
     return callbacks
 
 
+def _started(run: RunDir) -> bool:
+    """Whether the folder holds anything worth keeping: a finished model or a completed epoch."""
+    return (run / MODEL).is_file() or (run.checkpoints / STATE).is_file()
+
+
 def train(config: TrainConfig, run_dir: str | Path, *, overwrite: bool = False,
           callbacks: list | None = None) -> RunDir:
-    """Train into ``run_dir``; see :func:`resume` to continue an interrupted run."""
+    """Train a model on a prepared dataset into a run directory.
+
+    The run directory is locked for the whole run (one writer per folder). A
+    folder left by a run that failed before completing an epoch is taken over;
+    one that holds a model or a completed epoch needs ``overwrite`` (or
+    :func:`resume`). If this call fails before an epoch completes, it removes
+    the folder again, so a corrected rerun starts cleanly.
+
+    Args:
+        config: every setting of the run.
+        run_dir: the run directory to create.
+        overwrite: replace an existing run in ``run_dir``.
+        callbacks: extra Keras callbacks for ``fit``.
+
+    Returns:
+        The finished :class:`RunDir`.
+
+    Raises:
+        RunError: ``run_dir`` holds a run and ``overwrite`` is false.
+        FolderLockedError: another process is writing ``run_dir``.
+    """
     run = RunDir(run_dir)
-    if run.path.exists() and any(run.path.iterdir()):
-        if not overwrite:
-            raise RunError(f"{run.path} exists; use --resume to continue it or --overwrite to replace it")
-        shutil.rmtree(run.path)
-    run.checkpoints.mkdir(parents=True, exist_ok=True)
-    return _fit(config, run, resume_state=None, extra_callbacks=callbacks)
+    with folder_lock(run.path, "run directory"):
+        if run.path.exists() and any(run.path.iterdir()):
+            if _started(run) and not overwrite:
+                raise RunError(f"{run.path} exists; use --resume to continue it or --overwrite to replace it")
+            if not _started(run):
+                log.info("%s: taking over the folder of a run that completed no epoch", run.path)
+            shutil.rmtree(run.path)
+        run.checkpoints.mkdir(parents=True, exist_ok=True)
+        try:
+            return _fit(config, run, resume_state=None, extra_callbacks=callbacks)
+        except BaseException:
+            if not _started(run):
+                shutil.rmtree(run.path, ignore_errors=True)
+            raise
 
 
 def resume(run_dir: str | Path) -> RunDir:
-    """Continue a run from its last completed epoch (or finish it if training was done)."""
+    """Continue a run from its last completed epoch (or finish it if training was done).
+
+    Works from any point at which the run was killed: a damaged best checkpoint
+    is discarded (with a warning) and the best of the remaining epochs kept,
+    and a damaged last checkpoint restarts the run from the beginning.
+
+    Args:
+        run_dir: the run directory of an interrupted ``train``.
+
+    Returns:
+        The finished :class:`RunDir`.
+
+    Raises:
+        RunError: ``run_dir`` is not a run directory.
+        FolderLockedError: another process is writing ``run_dir``.
+    """
     run = RunDir(run_dir)
-    config = TrainConfig.from_dict(run.read_config())
-    state_path = run.checkpoints / STATE
-    if not state_path.is_file() or not (run.checkpoints / LAST).is_file():
-        log.info("%s: no epoch was completed; starting from the beginning", run.path)
-        return _fit(config, run, resume_state=None)
-    return _fit(config, run, resume_state=read_json(state_path))
+    if not run.path.is_dir():
+        raise RunError(f"{run.path}: no such run directory to resume")
+    with folder_lock(run.path, "run directory"):
+        if not (run / CONFIG).is_file():
+            raise RunError(f"{run.path}: config.yaml missing, so this run cannot be resumed "
+                           "(it failed before it started); run train DATASET --out again")
+        config = TrainConfig.from_dict(run.read_config())
+        state = _resume_state(run)
+        return _fit(config, run, resume_state=state)
+
+
+def _loads(path: Path) -> str | None:
+    """None if the Keras model file at ``path`` loads, else why not."""
+    import keras
+
+    import faces_keras.models.heads  # noqa: F401  (registers the custom losses and metrics)
+
+    try:
+        keras.saving.load_model(path)
+    except Exception as exc:  # any failure to load means the file cannot be used
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+    return None
+
+
+def _resume_state(run: RunDir) -> dict | None:
+    """The state to resume from, after checking the checkpoints it relies on."""
+    state_path, last, best = run.checkpoints / STATE, run.checkpoints / LAST, run.checkpoints / BEST
+    state = None
+    if state_path.is_file() and last.is_file():
+        try:
+            state = read_json(state_path)
+        except ValueError:
+            log.warning("%s is damaged; starting the run again from the first epoch", state_path)
+        else:
+            problem = _loads(last)
+            if problem:
+                log.warning("%s is damaged (%s); starting the run again from the first epoch", last, problem)
+                state = None
+    if state is None:
+        log.info("%s: no completed epoch to resume from; starting from the beginning", run.path)
+        for stale in (state_path, last, best, run.checkpoints / BEST_RECORD, run / "history.csv"):
+            stale.unlink(missing_ok=True)
+        return None
+    if best.is_file():
+        problem = _loads(best)
+        if problem:
+            log.warning("%s is damaged (%s): discarded; the best of the epochs from here on is kept, "
+                        "or the last good weights if none improves", best, problem)
+            best.unlink()
+            (run.checkpoints / BEST_RECORD).unlink(missing_ok=True)
+            state["best"] = None
+        elif (run.checkpoints / BEST_RECORD).is_file():
+            # best.keras may be newer than state.json (a kill between the two writes):
+            # its value is the threshold later epochs must beat.
+            recorded = read_json(run.checkpoints / BEST_RECORD).get("value")
+            mode = monitor_mode(state.get("monitor", "val_loss"))
+            if recorded is not None and (state.get("best") is None or
+                                         (recorded < state["best"] if mode == "min" else recorded > state["best"])):
+                state["best"] = recorded
+    _trim_history(run / "history.csv", int(state["epoch"]))
+    return state
+
+
+def _trim_history(path: Path, last_epoch: int) -> None:
+    """Drop history rows after the resumed epoch (and a row cut off by a kill) before CSVLogger appends."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines()
+    if not lines:
+        return
+    kept = [lines[0]]
+    width = lines[0].count(",")
+    for line in lines[1:]:
+        first = line.split(",", 1)[0]
+        if first.isdigit() and int(first) <= last_epoch and line.count(",") == width:
+            kept.append(line)
+    atomic_write_text(path, "\n".join(kept) + "\n")
 
 
 def _fit(config: TrainConfig, run: RunDir, resume_state: dict | None,
@@ -255,13 +412,15 @@ def _fit(config: TrainConfig, run: RunDir, resume_state: dict | None,
             data.x["train"], fit_targets(data.targets["train"], data.heads),
             validation_data=(data.x["val"], fit_targets(data.targets["val"], data.heads)),
             epochs=config.epochs, initial_epoch=initial_epoch, batch_size=config.batch_size,
-            callbacks=_callbacks(run, config, resume_state, len(data.x["train"])) + list(extra_callbacks or []), verbose=config.verbose, shuffle=True,
+            callbacks=_callbacks(run, config, resume_state, len(data.x["train"])) + list(extra_callbacks or []),
+            verbose=config.verbose, shuffle=True,
         )
     train_seconds = time.time() - started
-    if (run.checkpoints / BEST).is_file():
-        model = keras.saving.load_model(run.checkpoints / BEST)
-    from faces_keras.io import atomic_path
-
+    best = run.checkpoints / BEST
+    if best.is_file():
+        model = keras.saving.load_model(best)
+    else:
+        log.warning("%s: no best checkpoint; the model is the last good weights", run.path)
     with atomic_path(run / MODEL) as tmp:
         model.save(tmp)
     finish_run(run, model, data, config, train_seconds)
@@ -284,6 +443,14 @@ def finish_run(run: RunDir, model, data: TrainingData, config: TrainConfig, trai
     """Predict val and test once, tune thresholds on val, write metrics, plots and the report."""
     from faces_keras.training.evaluate import evaluate_run
 
+    save_split_predictions(run, model, data)
+    evaluate_run(run, method=config.threshold_method, mode=config.threshold_mode,
+                 extra={"train_seconds": round(train_seconds, 1), "parameters": int(model.count_params()),
+                        "train_faces": int(len(data.x["train"]))})
+
+
+def save_split_predictions(run: RunDir, model, data: TrainingData) -> None:
+    """predictions.npz: the model's outputs and the true values on val and test."""
     arrays: dict[str, np.ndarray] = {}
     for split in ("val", "test"):
         for head, probs in predict_heads(model, data.x[split], data.heads).items():
@@ -291,9 +458,23 @@ def finish_run(run: RunDir, model, data: TrainingData, config: TrainConfig, trai
             arrays[f"{split}/{head}/true"] = data.targets[split][head]
         arrays[f"{split}/index"] = data.frames[split]["index"].to_numpy()
     run.save_predictions(arrays)
-    evaluate_run(run, method=config.threshold_method, mode=config.threshold_mode,
-                 extra={"train_seconds": round(train_seconds, 1), "parameters": int(model.count_params()),
-                        "train_faces": int(len(data.x["train"]))})
 
 
-__all__ = ["TrainConfig", "TrainingData", "predict_heads", "resume", "train"]
+def repredict(run_dir: str | Path) -> RunDir:
+    """Predict val and test again with the run's current model.keras (after it was replaced).
+
+    Args:
+        run_dir: a finished run directory whose dataset is still where it was.
+
+    Returns:
+        The :class:`RunDir`, with a new predictions.npz that matches model.keras.
+    """
+    run = RunDir(run_dir)
+    with folder_lock(run.path, "run directory"):
+        config = TrainConfig.from_dict(run.read_config())
+        data = TrainingData.load(Dataset.load(config.dataset), config.labels, config.max_train, config.seed)
+        save_split_predictions(run, run.load_model(), data)
+    return run
+
+
+__all__ = ["TrainConfig", "TrainingData", "predict_heads", "repredict", "resume", "train"]
