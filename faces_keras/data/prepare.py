@@ -209,7 +209,22 @@ def _write_detections(folder: Path, detections: pd.DataFrame, config: PrepareCon
 def prepare_dataset(schema: Schema, labels_source: str | Path, out_dir: str | Path, *,
                     photos: str | Path | None = None, config: PrepareConfig = PrepareConfig(),
                     overwrite: bool = False, strict: bool = False) -> Path:
-    """Prepare a dataset folder; returns its path. See the module docstring for the steps."""
+    """Prepare a dataset folder; returns its path. See the module docstring for the steps.
+
+    The output folder is locked from the start (one writer per folder), so a
+    second ``prepare`` of the same folder is refused before it does any work.
+    """
+    from faces_keras.locking import folder_lock
+
+    with folder_lock(out_dir, "dataset folder"):
+        if Path(out_dir).exists() and not overwrite:
+            raise FileExistsError(f"{out_dir} exists; pass overwrite=True (--overwrite) to replace it")
+        return _prepare_dataset(schema, labels_source, out_dir, photos=photos, config=config,
+                                overwrite=overwrite, strict=strict)
+
+
+def _prepare_dataset(schema: Schema, labels_source: str | Path, out_dir: str | Path, *,
+                     photos: str | Path | None, config: PrepareConfig, overwrite: bool, strict: bool) -> Path:
     mode = config.images or schema.options.get("images", "files")
     if mode == "embedded":
         mode = "files"  # read_image understands file.mat#index

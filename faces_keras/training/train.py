@@ -326,6 +326,10 @@ def _loads(path: Path) -> str | None:
 def _resume_state(run: RunDir) -> dict | None:
     """The state to resume from, after checking the checkpoints it relies on."""
     state_path, last, best = run.checkpoints / STATE, run.checkpoints / LAST, run.checkpoints / BEST
+    # Temporary files of a killed writer (this process holds the run's lock, so no live one has any).
+    for folder in (run.path, run.checkpoints):
+        for leftover in folder.glob(".*.tmp*"):
+            leftover.unlink(missing_ok=True)
     state = None
     if state_path.is_file() and last.is_file():
         try:
