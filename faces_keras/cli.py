@@ -147,6 +147,7 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--confusion-per-epoch", action="store_true",
                    help="log the validation confusion matrix of each multi-class label every epoch")
     p.add_argument("--seed", type=int, default=0)
+    _add_objective_flags(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -197,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=float, default=0.05)
     p.add_argument("--stop", type=float, default=0.95)
     p.add_argument("--step", type=float, default=0.05)
+    _add_objective_flags(p)
     p.add_argument("--repredict", action="store_true",
                    help="predict val and test again first (after model.keras was replaced)")
 
@@ -296,6 +298,28 @@ def _head_weights(items) -> dict[str, float]:
     return weights
 
 
+def _label_objectives(items) -> dict[str, str]:
+    if isinstance(items, dict):  # from a config file
+        return {str(k): str(v) for k, v in items.items()}
+    objectives = {}
+    for item in items or ():
+        label, _, objective = str(item).partition("=")
+        if not label.strip() or not objective.strip():
+            raise FacesKerasError(f"--label-objective {item!r}: expected LABEL=OBJECTIVE, e.g. sex=balanced_accuracy")
+        objectives[label.strip()] = objective.strip()
+    return objectives
+
+
+def _add_objective_flags(p: argparse.ArgumentParser) -> None:
+    from faces_keras.thresholds.tune import OBJECTIVES
+
+    p.add_argument("--objective", dest="threshold_objective", choices=OBJECTIVES, default="f1",
+                   help="what each binary label's threshold maximises on validation (default f1: "
+                        "F1 of the positive class)")
+    p.add_argument("--label-objective", action="append", dest="threshold_label_objectives", metavar="LABEL=OBJECTIVE",
+                   help="another objective for one label, e.g. sex=balanced_accuracy (repeatable)")
+
+
 def _train_config(args: argparse.Namespace, dataset: str):
     from faces_keras.models.presets import ModelConfig
     from faces_keras.training.train import TrainConfig
@@ -309,7 +333,9 @@ def _train_config(args: argparse.Namespace, dataset: str):
                        patience=args.patience, class_weights=args.class_weights, max_train=args.max_train,
                        head_weights=_head_weights(args.head_weights),
                        mixed_precision=args.mixed_precision, tensorboard=args.tensorboard,
-                       confusion_per_epoch=args.confusion_per_epoch)
+                       confusion_per_epoch=args.confusion_per_epoch,
+                       threshold_objective=args.threshold_objective,
+                       threshold_label_objectives=_label_objectives(args.threshold_label_objectives))
 
 
 @command("train")
@@ -346,7 +372,8 @@ def cmd_thresholds(args: argparse.Namespace) -> int:
         from faces_keras.training.train import repredict
 
         repredict(run.path)
-    evaluate_run(run, method=args.method, mode=args.mode, start=args.start, stop=args.stop, step=args.step)
+    evaluate_run(run, method=args.method, mode=args.mode, start=args.start, stop=args.stop, step=args.step,
+                 objective=args.threshold_objective, label_objectives=_label_objectives(args.threshold_label_objectives))
     print((run / "metrics.md").read_text() if (run / "metrics.md").is_file() else "no binary labels: "
           "multi-class heads take the arg-max and need no threshold")
     print(f"thresholds: {run / 'thresholds.json'}")

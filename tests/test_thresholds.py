@@ -466,3 +466,70 @@ def test_to_markdown_formats_without_tabulate():
     assert lines[2] == "| smile | 10 | 0.123 |"
     assert lines[3] == "| a\\|b | 3 | n/a |"
     assert len(lines) == 4
+
+
+# -- objectives other than F1 ----------------------------------------------------
+
+@pytest.mark.parametrize("objective, scorer", [
+    ("balanced_accuracy", lambda t, p: __import__("sklearn.metrics").metrics.balanced_accuracy_score(t, p)),
+    ("macro_f1", lambda t, p: __import__("sklearn.metrics").metrics.f1_score(t, p, average="macro")),
+])
+@pytest.mark.parametrize("method", ["grid", "exact"])
+def test_objective_is_maximised_and_matches_sklearn(objective, scorer, method):
+    rng = np.random.default_rng(3)
+    truth = (rng.random(400) < 0.5).astype(int)
+    prob = np.clip(0.35 * truth + rng.random(400) * 0.65, 0, 1)
+    config = ThresholdConfig(method=method, objective=objective)
+    result = tune_thresholds(truth[:, None], prob[:, None], ["sex"], config)
+    chosen = result.thresholds["sex"]
+    best = result.best_score["sex"]
+    assert best == pytest.approx(scorer(truth, (prob >= chosen).astype(int)), abs=1e-12)
+    candidates = config.grid() if method == "grid" else np.unique(prob)
+    assert best >= max(scorer(truth, (prob >= c).astype(int)) for c in candidates) - 1e-12
+    assert result.objectives == {"sex": objective}
+    again = ThresholdResult.from_dict(json.loads(json.dumps(result.to_dict())))
+    assert again.objectives == {"sex": objective} and again.best_score == result.best_score
+
+
+def test_a_balanced_objective_moves_a_positive_leaning_f1_threshold():
+    # Scores that separate the classes weakly: F1 of the positive class gains by
+    # predicting positive almost always; balanced accuracy does not.
+    rng = np.random.default_rng(0)
+    truth = (rng.random(2000) < 0.5).astype(int)
+    prob = np.clip(0.5 + 0.12 * (truth - 0.5) + rng.normal(0, 0.15, 2000), 0, 1)
+    names = ["sex", "hat"]
+    both = np.stack([truth, truth], axis=1), np.stack([prob, prob], axis=1)
+    result = tune_thresholds(*both, names, ThresholdConfig(label_objectives={"sex": "balanced_accuracy"}))
+    assert result.objectives == {"sex": "balanced_accuracy", "hat": "f1"}
+    assert result.thresholds["hat"] < result.thresholds["sex"]
+    with pytest.raises(ValueError, match="label_objectives\\['sex'\\]"):
+        ThresholdConfig(label_objectives={"sex": "accuracy"})
+
+
+def test_cli_thresholds_objective_per_label_is_recorded(tmp_path):
+    """`thresholds RUN --label-objective` on a hand-built run directory: no training needed."""
+    from faces_keras.cli import main
+    from faces_keras.labels import load_schema
+    from faces_keras.training.rundir import RunDir
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    schema = load_schema("grids")
+    schema.dump(run / "schema.yaml")
+    (run / "manifest.json").write_text(json.dumps({"path": str(tmp_path / "no-dataset")}))
+    rng = np.random.default_rng(1)
+    names = schema.label_names
+    arrays = {}
+    for split, n in (("val", 120), ("test", 80)):
+        truth = (rng.random((n, len(names))) < 0.4).astype(np.int8)
+        arrays[f"{split}/labels"] = np.clip(0.3 * truth + 0.7 * rng.random((n, len(names))), 0, 1).astype("float32")
+        arrays[f"{split}/labels/true"] = truth
+        arrays[f"{split}/index"] = np.arange(n)
+    run.save_predictions(arrays)
+    assert main(["thresholds", str(run.path), "--label-objective", "sex=balanced_accuracy",
+                 "--objective", "macro_f1"]) == 0
+    saved = ThresholdResult.load(run / "thresholds.json")
+    assert saved.objectives == {name: ("balanced_accuracy" if name == "sex" else "macro_f1") for name in names}
+    table = pd.read_csv(run / "metrics.csv")
+    assert dict(zip(table["label"], table["objective"]))["sex"] == "balanced_accuracy"
+    assert main(["thresholds", str(run.path), "--label-objective", "sex"]) == 2

@@ -119,6 +119,7 @@ def before_after_table(
         "n": default["n"],
         "prevalence": default["prevalence"],
         "tuned_threshold": after["threshold"],
+        "objective": [tuned.config.objective_for(name) for name in default["label"]],
     })
     for metric in COMPARED:
         table[f"{metric}@0.5"] = default[metric]

@@ -27,7 +27,16 @@ Two modes:
 * ``shared``: one threshold for every label, maximising the mean F1 over labels
   (what the original project did; offered for comparison).
 
-Ties (several thresholds with the best F1) go to the threshold nearest 0.5,
+Three objectives, chosen per label:
+
+* ``f1``: F1 of the positive class (the default): right for rare labels;
+* ``macro_f1``: the mean of the positive and the negative class's F1;
+* ``balanced_accuracy``: the mean of the two classes' recalls. For a balanced,
+  symmetric label such as sex, F1 of the positive class pulls the threshold
+  toward predicting the positive value (on UTKFace it chose 0.30: recall 0.93,
+  precision 0.71); these two treat both values alike.
+
+Ties (several thresholds with the best score) go to the threshold nearest 0.5,
 then to the lower one: the smallest move away from the usual default.
 """
 
@@ -49,6 +58,7 @@ from faces_keras.io import atomic_path, read_json, write_json
 
 METHODS = ("grid", "exact")
 MODES = ("per-label", "shared")
+OBJECTIVES = ("f1", "macro_f1", "balanced_accuracy")
 DEFAULT_THRESHOLD = 0.5
 MISSING = -1
 MAX_GRID_POINTS = 10_000
@@ -76,8 +86,14 @@ class ThresholdConfig:
     step: float = 0.05
     method: str = "grid"
     mode: str = "per-label"
+    objective: str = "f1"  # the score a threshold maximises; one of OBJECTIVES
+    label_objectives: Mapping[str, str] = field(default_factory=dict)  # per-label exceptions
 
     def __post_init__(self) -> None:
+        for where, objective in [("objective", self.objective)] + [
+                (f"label_objectives[{name!r}]", value) for name, value in dict(self.label_objectives).items()]:
+            if objective not in OBJECTIVES:
+                raise ValueError(f"ThresholdConfig.{where} must be one of {OBJECTIVES}, got {objective!r}")
         for name in ("start", "stop", "step"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real) \
@@ -113,8 +129,14 @@ class ThresholdConfig:
             values = np.append(values, round(self.stop, 10))
         return np.minimum(values, round(self.stop, 10))
 
+    def objective_for(self, label: str) -> str:
+        """The objective that ``label``'s threshold maximises."""
+        return dict(self.label_objectives).get(label, self.objective)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["label_objectives"] = dict(self.label_objectives)
+        return out
 
 
 # -- results --------------------------------------------------------------------
@@ -127,15 +149,25 @@ class ThresholdCurve:
     precision: np.ndarray
     recall: np.ndarray
     f1: np.ndarray
+    score: np.ndarray | None = None  # the objective, when it is not F1
 
     def to_dict(self) -> dict[str, list[float]]:
-        return {key: np.asarray(getattr(self, key), dtype=float).tolist()
-                for key in ("threshold", "precision", "recall", "f1")}
+        out = {key: np.asarray(getattr(self, key), dtype=float).tolist()
+               for key in ("threshold", "precision", "recall", "f1")}
+        if self.score is not None:
+            out["score"] = np.asarray(self.score, dtype=float).tolist()
+        return out
+
+    @property
+    def objective_score(self) -> np.ndarray:
+        return self.f1 if self.score is None else self.score
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ThresholdCurve":
         arrays = {key: np.asarray(data[key], dtype=float)
                   for key in ("threshold", "precision", "recall", "f1")}
+        if "score" in data:
+            arrays["score"] = np.asarray(data["score"], dtype=float)
         sizes = {key: arr.shape for key, arr in arrays.items()}
         if len(set(sizes.values())) != 1 or arrays["threshold"].ndim != 1:
             raise RunError(f"threshold curve arrays differ in shape: {sizes}")
@@ -158,6 +190,12 @@ class ThresholdResult:
     curves: dict[str, ThresholdCurve] = field(default_factory=dict)
     best_f1: dict[str, float] = field(default_factory=dict)
     config: ThresholdConfig = field(default_factory=ThresholdConfig)
+    best_score: dict[str, float] = field(default_factory=dict)  # the objective's value at the threshold
+
+    @property
+    def objectives(self) -> dict[str, str]:
+        """The objective each label's threshold maximised."""
+        return {name: self.config.objective_for(name) for name in self.thresholds}
 
     @property
     def label_names(self) -> list[str]:
@@ -177,6 +215,8 @@ class ThresholdResult:
             "config": self.config.to_dict(),
             "thresholds": {k: float(v) for k, v in self.thresholds.items()},
             "best_f1": {k: float(v) for k, v in self.best_f1.items()},
+            "objectives": self.objectives,
+            "best_score": {k: float(v) for k, v in self.best_score.items()},
             "notes": dict(self.notes),
             "curves": {k: curve.to_dict() for k, curve in self.curves.items()},
         }
@@ -196,6 +236,7 @@ class ThresholdResult:
             curves = {str(k): ThresholdCurve.from_dict(v)
                       for k, v in data.get("curves", {}).items()}
             best_f1 = {str(k): float(v) for k, v in data.get("best_f1", {}).items()}
+            best_score = {str(k): float(v) for k, v in data.get("best_score", best_f1).items()}
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise RunError(f"thresholds data is malformed: {exc}") from exc
         bad = {k: v for k, v in thresholds.items() if not 0 <= v <= 1}
@@ -203,7 +244,7 @@ class ThresholdResult:
             raise RunError(f"thresholds must lie in [0, 1], got {bad}")
         return cls(thresholds=thresholds, method=str(data["method"]), mode=str(data["mode"]),
                    notes={str(k): str(v) for k, v in data.get("notes", {}).items()},
-                   curves=curves, best_f1=best_f1, config=config)
+                   curves=curves, best_f1=best_f1, config=config, best_score=best_score)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write ``thresholds.json`` (atomically)."""
@@ -259,21 +300,21 @@ def tune_thresholds(
             columns[name] = (truth, prob)
     notes = {}
     if config.mode == "per-label":
-        thresholds, curves, best = _tune_per_label(columns, config)
+        thresholds, curves, best, score = _tune_per_label(columns, config)
         for name, reason in untunable.items():
             notes[name] = f"{reason}: kept 0.5"
         for name in columns:
             if best[name] == 0:
                 notes[name] = "F1 is 0 at every threshold: kept the one nearest 0.5"
     else:
-        thresholds, curves, best = _tune_shared(columns, label_names, config)
+        thresholds, curves, best, score = _tune_shared(columns, label_names, config)
         # With no tunable label at all there is nothing to share: all keep 0.5.
         outcome = "left out of the mean F1, given the shared threshold" if columns else "kept 0.5"
         for name, reason in untunable.items():
             notes[name] = f"{reason}: {outcome}"
     ordered = {name: float(thresholds.get(name, DEFAULT_THRESHOLD)) for name in label_names}
     return ThresholdResult(thresholds=ordered, method=config.method, mode=config.mode,
-                           notes=notes, curves=curves, best_f1=best, config=config)
+                           notes=notes, curves=curves, best_f1=best, config=config, best_score=score)
 
 
 def apply_thresholds(
@@ -382,45 +423,72 @@ def _thin(curve: ThresholdCurve, keep: int) -> ThresholdCurve:
     index = np.unique(np.append(np.linspace(0, size - 1, MAX_CURVE_POINTS - 1).round(), keep))
     index = index.astype(int)
     return ThresholdCurve(*(getattr(curve, key)[index]
-                            for key in ("threshold", "precision", "recall", "f1")))
+                            for key in ("threshold", "precision", "recall", "f1")),
+                          score=None if curve.score is None else curve.score[index])
+
+
+def _objective_curve(truth: np.ndarray, prob: np.ndarray, cuts: np.ndarray, objective: str) -> ThresholdCurve:
+    """The counting curve at ``cuts`` with ``score`` set to ``objective`` (macro F1 or balanced accuracy)."""
+    curve = _counting_curve(truth, prob, cuts)
+    negatives = np.sort(prob[truth == 0])
+    positives = np.sort(prob[truth == 1])
+    tn = np.searchsorted(negatives, cuts, side="left")  # negatives below the cut
+    fn = np.searchsorted(positives, cuts, side="left")
+    if objective == "balanced_accuracy":
+        score = (curve.recall + tn / negatives.size) / 2
+    else:  # macro_f1: the negative class's F1 is 2 tn / (negatives + predicted negatives)
+        score = (curve.f1 + 2 * tn / (negatives.size + tn + fn)) / 2
+    return ThresholdCurve(curve.threshold, curve.precision, curve.recall, curve.f1, score)
+
+
+def _label_curve(truth: np.ndarray, prob: np.ndarray, config: ThresholdConfig, objective: str,
+                 cuts: np.ndarray | None = None) -> ThresholdCurve:
+    if objective == "f1":
+        if cuts is None and config.method == "exact":
+            return _exact_curve(truth, prob)
+        return _counting_curve(truth, prob, config.grid() if cuts is None else cuts)
+    if cuts is None:
+        # Every distinct probability is a candidate for the exact method, as for F1.
+        cuts = config.grid() if config.method == "grid" else np.unique(prob)
+    return _objective_curve(truth, prob, cuts, objective)
 
 
 def _tune_per_label(
     columns: dict[str, tuple[np.ndarray, np.ndarray]], config: ThresholdConfig
-) -> tuple[dict[str, float], dict[str, ThresholdCurve], dict[str, float]]:
-    thresholds, curves, best = {}, {}, {}
+) -> tuple[dict[str, float], dict[str, ThresholdCurve], dict[str, float], dict[str, float]]:
+    thresholds, curves, best, score = {}, {}, {}, {}
     for name, (truth, prob) in columns.items():
-        if config.method == "grid":
-            curve = _counting_curve(truth, prob, config.grid())
-        else:
-            curve = _exact_curve(truth, prob)
-        index = _pick(curve.threshold, curve.f1)
+        curve = _label_curve(truth, prob, config, config.objective_for(name))
+        index = _pick(curve.threshold, curve.objective_score)
         thresholds[name] = float(curve.threshold[index])
         best[name] = float(curve.f1[index])
+        score[name] = float(curve.objective_score[index])
         curves[name] = _thin(curve, index)
-    return thresholds, curves, best
+    return thresholds, curves, best, score
 
 
 def _tune_shared(
     columns: dict[str, tuple[np.ndarray, np.ndarray]],
     label_names: Sequence[str],
     config: ThresholdConfig,
-) -> tuple[dict[str, float], dict[str, ThresholdCurve], dict[str, float]]:
-    """One threshold for every label, maximising the mean F1 of the tunable labels."""
+) -> tuple[dict[str, float], dict[str, ThresholdCurve], dict[str, float], dict[str, float]]:
+    """One threshold for every label, maximising the mean objective of the tunable labels."""
     if not columns:
-        return {}, {}, {}
+        return {}, {}, {}, {}
     if config.method == "grid":
         cuts = config.grid()
     else:
         # Every distinct probability of every label: the exact optimum is one of them.
         cuts = np.unique(np.concatenate([prob for _, prob in columns.values()]))
-    curves = {name: _counting_curve(truth, prob, cuts) for name, (truth, prob) in columns.items()}
-    mean_f1 = np.mean([curve.f1 for curve in curves.values()], axis=0)
-    index = _pick(cuts, mean_f1)
+    curves = {name: _label_curve(truth, prob, config, config.objective_for(name), cuts)
+              for name, (truth, prob) in columns.items()}
+    mean_score = np.mean([curve.objective_score for curve in curves.values()], axis=0)
+    index = _pick(cuts, mean_score)
     shared = float(cuts[index])
     best = {name: float(curve.f1[index]) for name, curve in curves.items()}
+    score = {name: float(curve.objective_score[index]) for name, curve in curves.items()}
     curves = {name: _thin(curve, index) for name, curve in curves.items()}
-    return {name: shared for name in label_names}, curves, best
+    return {name: shared for name in label_names}, curves, best, score
 
 
 # -- plots ----------------------------------------------------------------------
@@ -465,10 +533,13 @@ def _plot_label(ax: Any, result: ThresholdResult, name: str) -> None:
     ax.plot(curve.threshold, curve.precision, label="precision")
     ax.plot(curve.threshold, curve.recall, label="recall")
     ax.plot(curve.threshold, curve.f1, label="F1")
+    objective = result.config.objective_for(name)
+    if curve.score is not None:
+        ax.plot(curve.threshold, curve.score, label=objective.replace("_", " "))
     chosen = result.thresholds[name]
+    value = result.best_score.get(name, result.best_f1[name])
     ax.axvline(chosen, color="grey", linestyle="--", linewidth=1)
-    ax.plot([chosen], [result.best_f1[name]], "ko")
-    ax.annotate(f"t={chosen:.3g}, F1={result.best_f1[name]:.3f}",
-                (chosen, result.best_f1[name]), textcoords="offset points", xytext=(4, 6),
-                fontsize=8)
+    ax.plot([chosen], [value], "ko")
+    ax.annotate(f"t={chosen:.3g}, {'F1' if objective == 'f1' else objective.replace('_', ' ')}={value:.3f}",
+                (chosen, value), textcoords="offset points", xytext=(4, 6), fontsize=8)
     ax.legend(fontsize=7, loc="lower left")

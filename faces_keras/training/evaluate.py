@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 def evaluate_run(run: RunDir, *, method: str = "grid", mode: str = "per-label",
                  start: float = 0.05, stop: float = 0.95, step: float = 0.05,
+                 objective: str = "f1", label_objectives: dict[str, str] | None = None,
                  extra: dict[str, Any] | None = None, report: bool = True) -> dict[str, Any]:
     from faces_keras.reports.metrics import (before_after_table, binary_metrics, multiclass_metrics,
                                              regression_metrics, to_markdown)
@@ -38,12 +39,14 @@ def evaluate_run(run: RunDir, *, method: str = "grid", mode: str = "per-label",
             names = list(head.labels)
             tuned = tune_thresholds(preds[f"val/{head.name}/true"].astype(int), preds[f"val/{head.name}"],
                                     names, ThresholdConfig(start=start, stop=stop, step=step,
-                                                           method=method, mode=mode))
+                                                           method=method, mode=mode, objective=objective,
+                                                           label_objectives=label_objectives or {}))
             tuned.save(run / THRESHOLDS)
             plot_threshold_curves(tuned, run / "thresholds.png")
             for note_label, note in tuned.notes.items():
                 log.warning("%s: %s", note_label, note)
-            head_out: dict[str, Any] = {"kind": "binary", "thresholds": tuned.thresholds, "notes": tuned.notes}
+            head_out: dict[str, Any] = {"kind": "binary", "thresholds": tuned.thresholds,
+                                        "objectives": tuned.objectives, "notes": tuned.notes}
             for split in ("val", "test"):
                 y_true = preds[f"{split}/{head.name}/true"].astype(int)
                 table = binary_metrics(y_true, preds[f"{split}/{head.name}"], names, tuned.thresholds)

@@ -50,6 +50,8 @@ class TrainConfig:
     max_train: int | None = None  # use at most this many training faces (quick runs)
     threshold_method: str = "grid"  # grid | exact
     threshold_mode: str = "per-label"  # per-label | shared
+    threshold_objective: str = "f1"  # what thresholds maximise: f1 | macro_f1 | balanced_accuracy
+    threshold_label_objectives: dict[str, str] = field(default_factory=dict)  # per-label exceptions
     verbose: int = 2
 
     def __post_init__(self):
@@ -62,6 +64,11 @@ class TrainConfig:
         for head, weight in self.head_weights.items():
             if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
                 raise ValueError(f"head_weights[{head!r}]={weight!r}: expected a number >= 0")
+        from faces_keras.thresholds.tune import ThresholdConfig
+
+        # The threshold settings are validated where they are declared.
+        ThresholdConfig(method=self.threshold_method, mode=self.threshold_mode,
+                        objective=self.threshold_objective, label_objectives=self.threshold_label_objectives)
         if not self.monitor.startswith("val_"):
             raise ValueError(f"monitor={self.monitor!r}: monitor a validation quantity (val_...)")
 
@@ -449,6 +456,7 @@ def finish_run(run: RunDir, model, data: TrainingData, config: TrainConfig, trai
 
     save_split_predictions(run, model, data)
     evaluate_run(run, method=config.threshold_method, mode=config.threshold_mode,
+                 objective=config.threshold_objective, label_objectives=config.threshold_label_objectives,
                  extra={"train_seconds": round(train_seconds, 1), "parameters": int(model.count_params()),
                         "train_faces": int(len(data.x["train"]))})
 
