@@ -147,6 +147,16 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--confusion-per-epoch", action="store_true",
                    help="log the validation confusion matrix of each multi-class label every epoch")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--schedule", choices=["plateau", "cosine"], default="plateau",
+                   help="learning rate: plateau (halve when validation stalls; default) or cosine "
+                        "(warm-up, then cosine decay to 0 at the last epoch)")
+    p.add_argument("--warmup-epochs", type=int, default=0, help="cosine schedule: epochs of linear warm-up")
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="binary and multi-class losses (e.g. 0.1)")
+    p.add_argument("--ema", dest="ema_momentum", type=float, nargs="?", const=0.99, default=None,
+                   metavar="MOMENTUM", help="keep an exponential moving average of the weights (momentum "
+                   "0.99 unless given) and validate, checkpoint and keep the average")
+    p.add_argument("--tta-flip", action="store_true",
+                   help="predict each face and its mirror image and average (val, test, reports)")
     _add_objective_flags(p)
 
 
@@ -334,7 +344,9 @@ def _train_config(args: argparse.Namespace, dataset: str):
                        head_weights=_head_weights(args.head_weights),
                        mixed_precision=args.mixed_precision, tensorboard=args.tensorboard,
                        confusion_per_epoch=args.confusion_per_epoch,
-                       threshold_objective=args.threshold_objective,
+                       schedule=args.schedule, warmup_epochs=args.warmup_epochs,
+                       label_smoothing=args.label_smoothing, ema_momentum=args.ema_momentum,
+                       tta_flip=args.tta_flip, threshold_objective=args.threshold_objective,
                        threshold_label_objectives=_label_objectives(args.threshold_label_objectives))
 
 

@@ -57,8 +57,9 @@ def hidden_leftovers(folder: Path) -> list[Path]:
     return [p for p in folder.rglob(".*") if not p.name.endswith((".lock", ".lock.json"))]
 
 
-# The first epoch always improves, so its best save is certain; last.keras is saved every epoch.
-@pytest.mark.parametrize("prefix, at, committed", [(".best", 1, None), (".last", 2, 0)],
+# The first epoch always improves, so its best save is certain (after last.keras and state.json
+# of that epoch); last.keras is saved every epoch.
+@pytest.mark.parametrize("prefix, at, committed", [(".best", 1, 0), (".last", 2, 0)],
                          ids=["during-first-best-save", "during-second-last-save"])
 def test_kill_during_a_checkpoint_write_then_resume_completes(tmp_path, grids_dataset, prefix, at, committed):
     run = tmp_path / "run"

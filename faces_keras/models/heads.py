@@ -105,31 +105,36 @@ def _scale_to_labelled(per_sample: "keras.KerasTensor", mask_count):
 class MaskedBinaryCrossentropy(keras.losses.Loss):
     """Binary cross-entropy over labelled entries; ``pos_weight`` per label for imbalance."""
 
-    def __init__(self, pos_weight=None, name="masked_binary_crossentropy", **kwargs):
+    def __init__(self, pos_weight=None, label_smoothing=0.0, name="masked_binary_crossentropy", **kwargs):
         super().__init__(name=name, **kwargs)
         self.pos_weight = None if pos_weight is None else [float(w) for w in pos_weight]
+        self.label_smoothing = float(label_smoothing)
 
     def call(self, y_true, y_pred):
         y_pred = ops.cast(y_pred, "float32")
         y_true = ops.cast(y_true, "float32")
         mask = ops.cast(ops.greater_equal(y_true, 0.0), "float32")
         y = ops.maximum(y_true, 0.0)
+        if self.label_smoothing:  # towards 0.5, as keras.losses.BinaryCrossentropy does
+            y = y * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
         p = ops.clip(y_pred, _EPS, 1.0 - _EPS)
         weight = 1.0 if self.pos_weight is None else ops.convert_to_tensor(self.pos_weight, "float32")
         bce = -(weight * y * ops.log(p) + (1.0 - y) * ops.log(1.0 - p))
         return _scale_to_labelled(ops.sum(bce * mask, axis=-1), ops.sum(mask))
 
     def get_config(self):
-        return {**super().get_config(), "pos_weight": self.pos_weight}
+        return {**super().get_config(), "pos_weight": self.pos_weight, "label_smoothing": self.label_smoothing}
 
 
 @keras.saving.register_keras_serializable(package="faces_keras")
 class MaskedSparseCategoricalCrossentropy(keras.losses.Loss):
     """Categorical cross-entropy over labelled faces (class ``-1`` is missing)."""
 
-    def __init__(self, class_weight=None, name="masked_sparse_categorical_crossentropy", **kwargs):
+    def __init__(self, class_weight=None, label_smoothing=0.0, name="masked_sparse_categorical_crossentropy",
+                 **kwargs):
         super().__init__(name=name, **kwargs)
         self.class_weight = None if class_weight is None else [float(w) for w in class_weight]
+        self.label_smoothing = float(label_smoothing)
 
     def call(self, y_true, y_pred):
         y_pred = ops.cast(y_pred, "float32")
@@ -137,13 +142,16 @@ class MaskedSparseCategoricalCrossentropy(keras.losses.Loss):
         mask = ops.cast(ops.greater_equal(y_true, 0), "float32")
         safe = ops.maximum(y_true, 0)
         onehot = ops.one_hot(safe, ops.shape(y_pred)[-1])
+        if self.label_smoothing:  # spread over the classes, as keras.losses.CategoricalCrossentropy does
+            onehot = onehot * (1.0 - self.label_smoothing) + self.label_smoothing / ops.cast(
+                ops.shape(y_pred)[-1], "float32")
         ce = -ops.sum(onehot * ops.log(ops.clip(y_pred, _EPS, 1.0)), axis=-1)
         if self.class_weight is not None:
             ce = ce * ops.take(ops.convert_to_tensor(self.class_weight, "float32"), safe)
         return _scale_to_labelled(ce * mask, ops.sum(mask))
 
     def get_config(self):
-        return {**super().get_config(), "class_weight": self.class_weight}
+        return {**super().get_config(), "class_weight": self.class_weight, "label_smoothing": self.label_smoothing}
 
 
 @keras.saving.register_keras_serializable(package="faces_keras")
@@ -226,11 +234,11 @@ class MaskedMeanAbsoluteError(keras.metrics.Mean):
         return super().update_state(error, sample_weight=mask)
 
 
-def head_loss(head: Head, *, pos_weight=None, class_weight=None) -> keras.losses.Loss:
+def head_loss(head: Head, *, pos_weight=None, class_weight=None, label_smoothing: float = 0.0) -> keras.losses.Loss:
     if head.kind == "binary":
-        return MaskedBinaryCrossentropy(pos_weight=pos_weight)
+        return MaskedBinaryCrossentropy(pos_weight=pos_weight, label_smoothing=label_smoothing)
     if head.kind == "multiclass":
-        return MaskedSparseCategoricalCrossentropy(class_weight=class_weight)
+        return MaskedSparseCategoricalCrossentropy(class_weight=class_weight, label_smoothing=label_smoothing)
     return MaskedHuber(scale=head.scale)
 
 

@@ -216,15 +216,26 @@ def build_model(heads: list[Head], input_shape: tuple[int, int, int], config: Mo
     return keras.Model(inputs, {h.name: _apply(_head_layers(h), x) for h in heads}, name=name)
 
 
-def compile_model(model: keras.Model, heads: list[Head], learning_rate: float = 1e-3,
+def compile_model(model: keras.Model, heads: list[Head], learning_rate: float | Any = 1e-3,
                   class_weights: dict[str, list[float]] | None = None,
-                  head_weights: dict[str, float] | None = None) -> keras.Model:
+                  head_weights: dict[str, float] | None = None, *, label_smoothing: float = 0.0,
+                  ema_momentum: float | None = None) -> keras.Model:
     """Adam, a masked loss per head, masked metrics per head.
 
-    ``class_weights``: per head, positive-class weights (binary) or class
-    weights (multi-class), e.g. from ``class_balance_weights``.
-    ``head_weights``: how much each head's loss counts in the total (Keras's
-    ``loss_weights``; heads not named count 1).
+    Args:
+        model: the model to compile.
+        heads: its heads, as planned from the schema.
+        learning_rate: a number or a ``keras.optimizers.schedules`` schedule.
+        class_weights: per head, positive-class weights (binary) or class
+            weights (multi-class), e.g. from ``class_balance_weights``.
+        head_weights: how much each head's loss counts in the total (Keras's
+            ``loss_weights``; heads not named count 1).
+        label_smoothing: for the binary and multi-class losses (0: none).
+        ema_momentum: keep an exponential moving average of the weights
+            (Keras's ``use_ema``) with this momentum; None: no average.
+
+    Returns:
+        The compiled model.
     """
     from faces_keras.models.heads import head_loss, head_metrics
 
@@ -238,7 +249,8 @@ def compile_model(model: keras.Model, heads: list[Head], learning_rate: float = 
     def loss_for(head: Head):
         weights = class_weights.get(head.name)
         return head_loss(head, pos_weight=weights if head.kind == "binary" else None,
-                         class_weight=weights if head.kind == "multiclass" else None)
+                         class_weight=weights if head.kind == "multiclass" else None,
+                         label_smoothing=label_smoothing)
 
     if len(heads) == 1:
         losses, metrics, loss_weights = loss_for(heads[0]), head_metrics(heads[0]), None
@@ -246,6 +258,8 @@ def compile_model(model: keras.Model, heads: list[Head], learning_rate: float = 
         losses = {h.name: loss_for(h) for h in heads}
         metrics = {h.name: head_metrics(h) for h in heads}
         loss_weights = {h.name: float(head_weights.get(h.name, 1.0)) for h in heads}
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=losses, metrics=metrics,
+    optimizer = keras.optimizers.Adam(learning_rate, use_ema=ema_momentum is not None,
+                                      ema_momentum=0.99 if ema_momentum is None else ema_momentum)
+    model.compile(optimizer=optimizer, loss=losses, metrics=metrics,
                   loss_weights=loss_weights)
     return model

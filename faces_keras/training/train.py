@@ -7,6 +7,7 @@ thresholds are tuned on validation; test is predicted once, at the end.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import time
@@ -29,6 +30,9 @@ from faces_keras.training.rundir import (BEST, BEST_RECORD, CONFIG, LAST, MANIFE
 log = logging.getLogger(__name__)
 
 
+SCHEDULES = ("plateau", "cosine")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Every setting of a training run; recorded in the run's config.yaml."""
@@ -41,7 +45,12 @@ class TrainConfig:
     seed: int = 0
     monitor: str = "val_loss"
     patience: int = 5  # early stopping, best weights restored
-    reduce_lr_patience: int = 2
+    reduce_lr_patience: int = 2  # the plateau schedule: halve the learning rate after this many flat epochs
+    schedule: str = "plateau"  # plateau (ReduceLROnPlateau) | cosine (linear warm-up, then cosine decay to 0)
+    warmup_epochs: int = 0  # the cosine schedule's warm-up
+    label_smoothing: float = 0.0  # binary and multi-class losses
+    ema_momentum: float | None = None  # average the weights (Keras's use_ema); checkpoints hold the average
+    tta_flip: bool = False  # predict each face and its mirror image, and average
     class_weights: str = "none"  # none | balanced
     head_weights: dict[str, float] = field(default_factory=dict)  # each head's share of the loss (default 1)
     tensorboard: bool = False
@@ -59,6 +68,17 @@ class TrainConfig:
             raise ValueError(f"epochs={self.epochs}: expected at least 1")
         if self.batch_size < 1:
             raise ValueError(f"batch_size={self.batch_size}: expected at least 1")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule={self.schedule!r}: expected one of {SCHEDULES}")
+        if isinstance(self.warmup_epochs, bool) or not isinstance(self.warmup_epochs, int) \
+                or not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(f"warmup_epochs={self.warmup_epochs!r}: expected an integer in [0, epochs)")
+        if self.warmup_epochs and self.schedule != "cosine":
+            raise ValueError("warmup_epochs: only the cosine schedule warms up (schedule='cosine')")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing={self.label_smoothing!r}: expected a number in [0, 1)")
+        if self.ema_momentum is not None and not 0 < self.ema_momentum < 1:
+            raise ValueError(f"ema_momentum={self.ema_momentum!r}: expected a number in (0, 1), or None for no EMA")
         if self.class_weights not in ("none", "balanced"):
             raise ValueError(f"class_weights={self.class_weights!r}: expected 'none' or 'balanced'")
         for head, weight in self.head_weights.items():
@@ -121,9 +141,28 @@ class TrainingData:
         return self.dataset.schema.select([name for h in self.heads for name in h.labels])
 
 
-def predict_heads(model, x: np.ndarray, heads: list[Head], batch_size: int = 256) -> dict[str, np.ndarray]:
-    """Probabilities (or values) per head, whatever the model's output structure."""
-    out = model.predict(x, batch_size=batch_size, verbose=0)
+def predict_heads(model, x: np.ndarray, heads: list[Head], batch_size: int = 256,
+                  tta_flip: bool = False) -> dict[str, np.ndarray]:
+    """Probabilities (or values) per head, whatever the model's output structure.
+
+    Args:
+        model: a Keras model built by :func:`faces_keras.models.presets.build_model`.
+        x: faces, (N, size, size, channels), uint8 range.
+        heads: the model's heads.
+        batch_size: faces per ``predict`` batch.
+        tta_flip: also predict each face mirrored left-right and average the two.
+
+    Returns:
+        One array per head name.
+    """
+    out = _head_outputs(model.predict(x, batch_size=batch_size, verbose=0), heads)
+    if tta_flip:
+        mirrored = _head_outputs(model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0), heads)
+        out = {name: (out[name] + mirrored[name]) / 2 for name in out}
+    return out
+
+
+def _head_outputs(out, heads: list[Head]) -> dict[str, np.ndarray]:
     if isinstance(out, dict):
         return {h.name: np.asarray(out[h.name]) for h in heads}
     if isinstance(out, (list, tuple)):
@@ -135,28 +174,17 @@ class _ResumeState:
     """Keras callback factory: after each epoch save last.keras, then state.json (the commit point)."""
 
     @staticmethod
-    def make(run: RunDir, monitor: str, mode: str):
+    def make(run: RunDir, monitor: str):
         import keras
 
-
-        better = (lambda a, b: a < b) if mode == "min" else (lambda a, b: a > b)
-
         class ResumeState(keras.callbacks.Callback):
-            def __init__(self, best: float | None):
-                super().__init__()
-                self.best = best
-
             def on_epoch_end(self, epoch, logs=None):
-                logs = logs or {}
-                value = logs.get(monitor)
-                if value is not None and (self.best is None or better(value, self.best)):
-                    self.best = float(value)
                 with atomic_path(run.checkpoints / LAST) as tmp:
                     self.model.save(tmp)
                 # state.json is written last: a kill before it leaves the previous epoch's
-                # state, whose last.keras was replaced only by a whole later one.
-                write_json(run.checkpoints / STATE, {"epoch": epoch, "best": self.best, "monitor": monitor,
-                                                     "time": time.time()})
+                # state, whose last.keras was replaced only by a whole later one. The best
+                # value to beat is best.json's, written with best.keras.
+                write_json(run.checkpoints / STATE, {"epoch": epoch, "monitor": monitor, "time": time.time()})
 
         return ResumeState
 
@@ -224,15 +252,22 @@ def _callbacks(run: RunDir, config: TrainConfig, resume_state: dict | None, trai
 
     mode = monitor_mode(config.monitor)
     best = resume_state.get("best") if resume_state else None
-    callbacks = [
-        epoch_timer(train_faces),
+    # Order matters. The epoch is logged (history.csv) and committed (last.keras, then
+    # state.json) before the EMA swap: last.keras must hold the raw weights, with the
+    # average in the optimizer. The best checkpoint and early stopping come after the
+    # swap, so they see (and keep) the averaged weights that validation scored.
+    callbacks = [epoch_timer(train_faces)]
+    if config.schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=config.monitor, mode=mode, factor=0.5,
+                                                           patience=config.reduce_lr_patience, min_lr=1e-5))
+    callbacks += [keras.callbacks.CSVLogger(str(run / "history.csv"), append=resume_state is not None),
+                  _ResumeState.make(run, config.monitor)()]
+    if config.ema_momentum is not None:
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    callbacks += [
         atomic_model_checkpoint(run, config.monitor, mode, best),
         keras.callbacks.EarlyStopping(monitor=config.monitor, mode=mode, patience=config.patience,
                                       restore_best_weights=True),
-        keras.callbacks.CSVLogger(str(run / "history.csv"), append=resume_state is not None),
-        keras.callbacks.ReduceLROnPlateau(monitor=config.monitor, mode=mode, factor=0.5,
-                                          patience=config.reduce_lr_patience, min_lr=1e-5),
-        _ResumeState.make(run, config.monitor, mode)(best),
     ]
     if config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run / "tensorboard")))
@@ -241,6 +276,28 @@ def _callbacks(run: RunDir, config: TrainConfig, resume_state: dict | None, trai
 
         callbacks += confusion_callbacks(config.dataset, config.labels, run.path, append=resume_state is not None)
     return callbacks
+
+
+def learning_rate(config: TrainConfig, train_faces: int):
+    """The optimizer's learning rate: a number (plateau schedule) or a Keras cosine schedule.
+
+    Args:
+        config: the run's settings (``model.learning_rate`` is the peak rate).
+        train_faces: training faces per epoch, for the steps per epoch.
+
+    Returns:
+        A float, or a ``keras.optimizers.schedules.CosineDecay``.
+    """
+    import keras
+
+    peak = config.model.learning_rate
+    if config.schedule == "plateau":
+        return peak
+    steps = math.ceil(train_faces / config.batch_size)
+    warmup = config.warmup_epochs * steps
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=peak / 100 if warmup else peak, decay_steps=max(1, config.epochs * steps - warmup),
+        warmup_target=peak if warmup else None, warmup_steps=warmup)
 
 
 def _started(run: RunDir) -> bool:
@@ -353,6 +410,8 @@ def _resume_state(run: RunDir) -> dict | None:
         for stale in (state_path, last, best, run.checkpoints / BEST_RECORD, run / "history.csv"):
             stale.unlink(missing_ok=True)
         return None
+    # The value later epochs must beat is that of the best checkpoint on disk.
+    state["best"] = None
     if best.is_file():
         problem = _loads(best)
         if problem:
@@ -360,15 +419,11 @@ def _resume_state(run: RunDir) -> dict | None:
                         "or the last good weights if none improves", best, problem)
             best.unlink()
             (run.checkpoints / BEST_RECORD).unlink(missing_ok=True)
-            state["best"] = None
         elif (run.checkpoints / BEST_RECORD).is_file():
-            # best.keras may be newer than state.json (a kill between the two writes):
-            # its value is the threshold later epochs must beat.
-            recorded = read_json(run.checkpoints / BEST_RECORD).get("value")
-            mode = monitor_mode(state.get("monitor", "val_loss"))
-            if recorded is not None and (state.get("best") is None or
-                                         (recorded < state["best"] if mode == "min" else recorded > state["best"])):
-                state["best"] = recorded
+            try:
+                state["best"] = read_json(run.checkpoints / BEST_RECORD).get("value")
+            except ValueError:
+                log.warning("%s is damaged: the next epoch sets the best again", run.checkpoints / BEST_RECORD)
     _trim_history(run / "history.csv", int(state["epoch"]))
     return state
 
@@ -416,7 +471,9 @@ def _fit(config: TrainConfig, run: RunDir, resume_state: dict | None,
         log.info("resuming %s at epoch %d of %d", run.path, initial_epoch + 1, config.epochs)
     else:
         model = build_model(data.heads, data.x["train"].shape[1:], config.model)
-        compile_model(model, data.heads, config.model.learning_rate, weights, config.head_weights)
+        compile_model(model, data.heads, learning_rate(config, len(data.x["train"])), weights,
+                      config.head_weights, label_smoothing=config.label_smoothing,
+                      ema_momentum=config.ema_momentum)
     started = time.time()
     if initial_epoch < config.epochs:
         model.fit(
@@ -454,18 +511,18 @@ def finish_run(run: RunDir, model, data: TrainingData, config: TrainConfig, trai
     """Predict val and test once, tune thresholds on val, write metrics, plots and the report."""
     from faces_keras.training.evaluate import evaluate_run
 
-    save_split_predictions(run, model, data)
+    save_split_predictions(run, model, data, config)
     evaluate_run(run, method=config.threshold_method, mode=config.threshold_mode,
                  objective=config.threshold_objective, label_objectives=config.threshold_label_objectives,
                  extra={"train_seconds": round(train_seconds, 1), "parameters": int(model.count_params()),
                         "train_faces": int(len(data.x["train"]))})
 
 
-def save_split_predictions(run: RunDir, model, data: TrainingData) -> None:
+def save_split_predictions(run: RunDir, model, data: TrainingData, config: TrainConfig) -> None:
     """predictions.npz: the model's outputs and the true values on val and test."""
     arrays: dict[str, np.ndarray] = {}
     for split in ("val", "test"):
-        for head, probs in predict_heads(model, data.x[split], data.heads).items():
+        for head, probs in predict_heads(model, data.x[split], data.heads, tta_flip=config.tta_flip).items():
             arrays[f"{split}/{head}"] = probs
             arrays[f"{split}/{head}/true"] = data.targets[split][head]
         arrays[f"{split}/index"] = data.frames[split]["index"].to_numpy()
@@ -485,7 +542,7 @@ def repredict(run_dir: str | Path) -> RunDir:
     with folder_lock(run.path, "run directory"):
         config = TrainConfig.from_dict(run.read_config())
         data = TrainingData.load(Dataset.load(config.dataset), config.labels, config.max_train, config.seed)
-        save_split_predictions(run, run.load_model(), data)
+        save_split_predictions(run, run.load_model(), data, config)
     return run
 
 

@@ -1,0 +1,83 @@
+"""Training recipes: the cosine schedule, label smoothing, weight EMA and flip test-time augmentation."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from faces_keras.cli import main
+from faces_keras.io import read_json
+from faces_keras.models.heads import Head, MaskedBinaryCrossentropy, MaskedSparseCategoricalCrossentropy
+from faces_keras.training.rundir import RunDir
+from faces_keras.training.train import TrainConfig, learning_rate, predict_heads
+from tests.conftest import tiny_model
+
+TINY = ["--filters", "8", "--blocks", "2", "--no-augmentation", "--batch-size", "32", "--max-train", "64"]
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    config = TrainConfig(dataset="d", epochs=5, batch_size=10, schedule="cosine", warmup_epochs=1,
+                         model=tiny_model(learning_rate=1e-2))
+    schedule = learning_rate(config, train_faces=100)  # 10 steps per epoch, 10 of warm-up
+    rates = [float(schedule(step)) for step in (0, 5, 10, 30, 50)]
+    assert rates[0] == pytest.approx(1e-4) and rates[1] == pytest.approx((1e-4 + 1e-2) / 2, rel=1e-3)
+    assert rates[2] == pytest.approx(1e-2)
+    assert rates[3] == pytest.approx(1e-2 * 0.5 * (1 + math.cos(math.pi * 20 / 40)), rel=1e-3)
+    assert rates[4] == pytest.approx(0, abs=1e-9)
+    assert learning_rate(TrainConfig(dataset="d"), 100) == 1e-3  # plateau: a plain number
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        TrainConfig(dataset="d", warmup_epochs=1)  # warm-up belongs to the cosine schedule
+
+
+def test_label_smoothing_matches_keras_losses():
+    y_true = np.array([[1.0, 0.0], [0.0, -1.0]], "float32")  # -1: missing, masked
+    y_pred = np.array([[0.8, 0.3], [0.4, 0.9]], "float32")
+    ours = float(MaskedBinaryCrossentropy(label_smoothing=0.2)(y_true, y_pred))
+    kept = y_true.reshape(-1) >= 0
+    reference = keras.losses.BinaryCrossentropy(label_smoothing=0.2, reduction=None)(
+        y_true.reshape(-1, 1)[kept], y_pred.reshape(-1, 1)[kept])
+    assert ours == pytest.approx(float(np.mean(reference)), rel=1e-5)  # the mean over labelled entries
+    classes = np.array([2, 0], "int32")
+    probs = np.array([[0.1, 0.2, 0.7], [0.5, 0.3, 0.2]], "float32")
+    ours = float(MaskedSparseCategoricalCrossentropy(label_smoothing=0.1)(classes, probs))
+    reference = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(np.eye(3)[classes], probs)
+    assert ours == pytest.approx(float(reference), rel=1e-5)
+
+
+def test_flip_tta_averages_the_face_and_its_mirror():
+    inputs = keras.Input((4, 4, 1))
+    # A model that is not mirror-symmetric: a weighted sum over columns.
+    weights = np.arange(16, dtype="float32").reshape(1, 4, 4, 1) / 100
+    outputs = keras.layers.Activation("sigmoid")(
+        keras.ops.sum(inputs * weights, axis=(1, 2, 3), keepdims=False)[:, None])
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(0).random((3, 4, 4, 1)).astype("float32")
+    heads = [Head("labels", "binary", ("a",), 1)]
+    plain = predict_heads(model, x, heads)["labels"]
+    mirrored = predict_heads(model, x[:, :, ::-1], heads)["labels"]
+    both = predict_heads(model, x, heads, tta_flip=True)["labels"]
+    assert not np.allclose(plain, mirrored)
+    assert np.allclose(both, (plain + mirrored) / 2, atol=1e-6)
+
+
+def test_ema_run_validates_and_keeps_the_averaged_weights(tmp_path, grids_dataset):
+    run = tmp_path / "run"
+    # One epoch: it is the best, so best.keras (saved after the EMA swap) must hold the
+    # average that last.keras (saved before it) keeps in its optimizer.
+    assert main(["train", str(grids_dataset), "--out", str(run), "--epochs", "1", "--ema", "0.5",
+                 "--schedule", "cosine", "--label-smoothing", "0.1", "--tta-flip", *TINY]) == 0
+    config = RunDir(run).read_config()
+    assert config["ema_momentum"] == 0.5 and config["schedule"] == "cosine" and config["tta_flip"]
+    last = keras.saving.load_model(run / "checkpoints" / "last.keras")
+    assert last.optimizer.use_ema
+    assert isinstance(last.optimizer.learning_rate_schedule if hasattr(last.optimizer, "learning_rate_schedule")
+                      else last.optimizer._learning_rate, keras.optimizers.schedules.CosineDecay)
+    averages = [np.asarray(v) for v in last.optimizer._model_variables_moving_average]
+    raw = [np.asarray(v) for v in last.trainable_variables]
+    assert any(not np.allclose(a, r) for a, r in zip(averages, raw))  # the average is not the weights
+    assert read_json(run / "checkpoints" / "best.json")["epoch"] == 0
+    kept = [np.asarray(v) for v in RunDir(run).load_model().trainable_variables]
+    assert all(np.allclose(k, a, atol=1e-6) for k, a in zip(kept, averages))
