@@ -155,6 +155,13 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ema", dest="ema_momentum", type=float, nargs="?", const=0.99, default=None,
                    metavar="MOMENTUM", help="keep an exponential moving average of the weights (momentum "
                    "0.99 unless given) and validate, checkpoint and keep the average")
+    p.add_argument("--init-from", metavar="RUN_OR_MODEL",
+                   help="start the backbone from another run directory (its architecture too) or a local .keras "
+                        "file; the heads are built fresh for this dataset")
+    p.add_argument("--freeze-epochs", type=int, default=0,
+                   help="with --init-from: train only the heads for this many epochs, then everything")
+    p.add_argument("--finetune-lr-factor", type=float, default=0.1,
+                   help="after the frozen epochs, the learning rate times this (default 0.1)")
     p.add_argument("--tta-flip", action="store_true",
                    help="predict each face and its mirror image and average (val, test, reports)")
     _add_objective_flags(p)
@@ -346,7 +353,8 @@ def _train_config(args: argparse.Namespace, dataset: str):
                        confusion_per_epoch=args.confusion_per_epoch,
                        schedule=args.schedule, warmup_epochs=args.warmup_epochs,
                        label_smoothing=args.label_smoothing, ema_momentum=args.ema_momentum,
-                       tta_flip=args.tta_flip, threshold_objective=args.threshold_objective,
+                       tta_flip=args.tta_flip, init_from=args.init_from, freeze_epochs=args.freeze_epochs,
+                       finetune_lr_factor=args.finetune_lr_factor, threshold_objective=args.threshold_objective,
                        threshold_label_objectives=_label_objectives(args.threshold_label_objectives))
 
 

@@ -81,3 +81,54 @@ def test_ema_run_validates_and_keeps_the_averaged_weights(tmp_path, grids_datase
     assert read_json(run / "checkpoints" / "best.json")["epoch"] == 0
     kept = [np.asarray(v) for v in RunDir(run).load_model().trainable_variables]
     assert all(np.allclose(k, a, atol=1e-6) for k, a in zip(kept, averages))
+
+
+# -- transfer learning ------------------------------------------------------------
+
+def test_init_from_loads_the_backbone_and_rebuilds_the_heads(tmp_path, grids_dataset, data_dir, capsys):
+    from faces_keras.training.transfer import backbone_layers
+
+    source = tmp_path / "source"
+    assert main(["train", str(grids_dataset), "--out", str(source), "--epochs", "1", *TINY]) == 0
+    # A one-label dataset: a different schema, so a different head.
+    target = tmp_path / "glasses"
+    assert main(["train", str(grids_dataset), "--out", str(target), "--label", "glasses", "--epochs", "2",
+                 "--init-from", str(source), "--freeze-epochs", "1", "--preset", "sequential",
+                 "--no-augmentation", "--batch-size", "32", "--max-train", "64"]) == 0
+    config = RunDir(target).read_config()
+    assert config["model"]["preset"] == "default" and config["model"]["filters"] == 8  # the source's architecture
+    donor, model = RunDir(source).load_model(), RunDir(target).load_model()
+    assert model.output_shape == (None, 1) and donor.output_shape[-1] == 5
+    # The second epoch trained everything (last.keras), from the donor's backbone.
+    last = keras.saving.load_model(target / "checkpoints" / "last.keras")
+    assert all(layer.trainable for layer in backbone_layers(last))
+    first_donor, first_last = backbone_layers(donor)[0], backbone_layers(last)[0]
+    assert not np.allclose(first_donor.get_weights()[0], first_last.get_weights()[0])  # fine-tuned
+    assert np.allclose(first_donor.get_weights()[0], first_last.get_weights()[0], atol=0.05)  # ... a little
+    history = (target / "history.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in history[1:]] == ["0", "1"]
+
+
+def test_init_from_with_frozen_backbone_keeps_the_donor_weights(tmp_path, grids_dataset):
+    from faces_keras.models.heads import plan_heads
+    from faces_keras.models.presets import build_model
+    from faces_keras.training.transfer import backbone_layers, load_backbone, set_backbone_trainable
+    from faces_keras.data.store import Dataset
+
+    source = tmp_path / "source"
+    assert main(["train", str(grids_dataset), "--out", str(source), "--epochs", "1", *TINY]) == 0
+    schema = Dataset.load(grids_dataset).schema.select(["hat"])
+    model = build_model(plan_heads(schema), (64, 64, 1), tiny_model())
+    assert load_backbone(model, source) == len(backbone_layers(model))
+    donor = RunDir(source).load_model()
+    for ours, theirs in zip(backbone_layers(model), backbone_layers(donor)):
+        assert all(np.array_equal(a, b) for a, b in zip(ours.get_weights(), theirs.get_weights()))
+    assert set_backbone_trainable(model, False) and not set_backbone_trainable(model, False)
+    # A model file of another architecture is refused, naming the layer that differs.
+    wide = build_model(plan_heads(schema), (64, 64, 1), tiny_model(filters=16))
+    from faces_keras.errors import RunError
+
+    with pytest.raises(RunError, match="backbone layer 0"):
+        load_backbone(wide, source / "model.keras")
+    with pytest.raises(RunError, match="expected a run directory"):
+        load_backbone(wide, tmp_path / "nothing")

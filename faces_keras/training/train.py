@@ -51,6 +51,9 @@ class TrainConfig:
     label_smoothing: float = 0.0  # binary and multi-class losses
     ema_momentum: float | None = None  # average the weights (Keras's use_ema); checkpoints hold the average
     tta_flip: bool = False  # predict each face and its mirror image, and average
+    init_from: str | None = None  # a run directory or .keras file whose backbone starts this model
+    freeze_epochs: int = 0  # with init_from: epochs that train the heads only, backbone frozen
+    finetune_lr_factor: float = 0.1  # after the frozen epochs: the learning rate times this
     class_weights: str = "none"  # none | balanced
     head_weights: dict[str, float] = field(default_factory=dict)  # each head's share of the loss (default 1)
     tensorboard: bool = False
@@ -75,6 +78,13 @@ class TrainConfig:
             raise ValueError(f"warmup_epochs={self.warmup_epochs!r}: expected an integer in [0, epochs)")
         if self.warmup_epochs and self.schedule != "cosine":
             raise ValueError("warmup_epochs: only the cosine schedule warms up (schedule='cosine')")
+        if isinstance(self.freeze_epochs, bool) or not isinstance(self.freeze_epochs, int) \
+                or not 0 <= self.freeze_epochs < self.epochs:
+            raise ValueError(f"freeze_epochs={self.freeze_epochs!r}: expected an integer in [0, epochs)")
+        if self.freeze_epochs and not self.init_from:
+            raise ValueError("freeze_epochs: only a backbone from init_from (--init-from) can be frozen")
+        if not 0 < self.finetune_lr_factor <= 1:
+            raise ValueError(f"finetune_lr_factor={self.finetune_lr_factor!r}: expected a number in (0, 1]")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing={self.label_smoothing!r}: expected a number in [0, 1)")
         if self.ema_momentum is not None and not 0 < self.ema_momentum < 1:
@@ -278,19 +288,20 @@ def _callbacks(run: RunDir, config: TrainConfig, resume_state: dict | None, trai
     return callbacks
 
 
-def learning_rate(config: TrainConfig, train_faces: int):
+def learning_rate(config: TrainConfig, train_faces: int, peak_factor: float = 1.0):
     """The optimizer's learning rate: a number (plateau schedule) or a Keras cosine schedule.
 
     Args:
         config: the run's settings (``model.learning_rate`` is the peak rate).
         train_faces: training faces per epoch, for the steps per epoch.
+        peak_factor: scales the peak rate (fine-tuning after frozen epochs).
 
     Returns:
         A float, or a ``keras.optimizers.schedules.CosineDecay``.
     """
     import keras
 
-    peak = config.model.learning_rate
+    peak = config.model.learning_rate * peak_factor
     if config.schedule == "plateau":
         return peak
     steps = math.ceil(train_faces / config.batch_size)
@@ -329,6 +340,8 @@ def train(config: TrainConfig, run_dir: str | Path, *, overwrite: bool = False,
         FolderLockedError: another process is writing ``run_dir``.
     """
     run = RunDir(run_dir)
+    if config.init_from:
+        config = _with_source_architecture(config)
     with folder_lock(run.path, "run directory"):
         if run.path.exists() and any(run.path.iterdir()):
             if _started(run) and not overwrite:
@@ -343,6 +356,23 @@ def train(config: TrainConfig, run_dir: str | Path, *, overwrite: bool = False,
             if not _started(run):
                 shutil.rmtree(run.path, ignore_errors=True)
             raise
+
+
+def _with_source_architecture(config: TrainConfig) -> TrainConfig:
+    """A run directory given to init_from sets the architecture (its weights fit no other)."""
+    from dataclasses import replace
+
+    from faces_keras.training.transfer import source_architecture, source_model_path
+
+    source_model_path(config.init_from)  # fail early, before the dataset loads
+    architecture = source_architecture(config.init_from)
+    if not architecture:
+        return config
+    changed = {k: v for k, v in architecture.items() if getattr(config.model, k) != v}
+    if changed:
+        log.info("architecture from %s: %s", config.init_from, changed)
+    model = replace(config.model, **{k: tuple(v) if isinstance(v, list) else v for k, v in architecture.items()})
+    return replace(config, model=model)
 
 
 def resume(run_dir: str | Path) -> RunDir:
@@ -420,12 +450,17 @@ def _resume_state(run: RunDir) -> dict | None:
             best.unlink()
             (run.checkpoints / BEST_RECORD).unlink(missing_ok=True)
         elif (run.checkpoints / BEST_RECORD).is_file():
-            try:
-                state["best"] = read_json(run.checkpoints / BEST_RECORD).get("value")
-            except ValueError:
-                log.warning("%s is damaged: the next epoch sets the best again", run.checkpoints / BEST_RECORD)
+            state["best"] = _best_value(run)
     _trim_history(run / "history.csv", int(state["epoch"]))
     return state
+
+
+def _best_value(run: RunDir) -> float | None:
+    """The monitored value of checkpoints/best.keras, from best.json (None if there is none)."""
+    try:
+        return read_json(run.checkpoints / BEST_RECORD).get("value")
+    except (OSError, ValueError):
+        return None
 
 
 def _trim_history(path: Path, last_epoch: int) -> None:
@@ -462,6 +497,13 @@ def _fit(config: TrainConfig, run: RunDir, resume_state: dict | None,
     write_json(run / MANIFEST, {**dataset.manifest, "path": str(dataset.path)})
 
     weights = class_balance_weights(data.targets["train"], data.heads) if config.class_weights == "balanced" else {}
+    train_faces = len(data.x["train"])
+
+    def compile_for(model, peak_factor: float = 1.0):
+        compile_model(model, data.heads, learning_rate(config, train_faces, peak_factor), weights,
+                      config.head_weights, label_smoothing=config.label_smoothing,
+                      ema_momentum=config.ema_momentum)
+
     initial_epoch = 0
     if resume_state is not None:
         import faces_keras.models.heads  # noqa: F401
@@ -471,18 +513,36 @@ def _fit(config: TrainConfig, run: RunDir, resume_state: dict | None,
         log.info("resuming %s at epoch %d of %d", run.path, initial_epoch + 1, config.epochs)
     else:
         model = build_model(data.heads, data.x["train"].shape[1:], config.model)
-        compile_model(model, data.heads, learning_rate(config, len(data.x["train"])), weights,
-                      config.head_weights, label_smoothing=config.label_smoothing,
-                      ema_momentum=config.ema_momentum)
+        if config.init_from:
+            from faces_keras.training.transfer import load_backbone, set_backbone_trainable
+
+            load_backbone(model, config.init_from)
+            set_backbone_trainable(model, not config.freeze_epochs)
+        compile_for(model)
     started = time.time()
-    if initial_epoch < config.epochs:
+    # Two phases with a frozen backbone (heads first, then everything at a lower rate);
+    # one otherwise. A run resumed after the first phase unfreezes and recompiles here.
+    phases = [(config.freeze_epochs, 1.0), (config.epochs, config.finetune_lr_factor)] \
+        if config.freeze_epochs else [(config.epochs, 1.0)]
+    for end_epoch, factor in phases:
+        if initial_epoch >= end_epoch:
+            continue
+        if config.freeze_epochs and end_epoch == config.epochs:
+            from faces_keras.training.transfer import set_backbone_trainable
+
+            if set_backbone_trainable(model, True):
+                log.info("epoch %d: backbone unfrozen, learning rate x%g", initial_epoch + 1, factor)
+                compile_for(model, factor)
         model.fit(
             data.x["train"], fit_targets(data.targets["train"], data.heads),
             validation_data=(data.x["val"], fit_targets(data.targets["val"], data.heads)),
-            epochs=config.epochs, initial_epoch=initial_epoch, batch_size=config.batch_size,
-            callbacks=_callbacks(run, config, resume_state, len(data.x["train"])) + list(extra_callbacks or []),
+            epochs=end_epoch, initial_epoch=initial_epoch, batch_size=config.batch_size,
+            callbacks=_callbacks(run, config, resume_state, train_faces) + list(extra_callbacks or []),
             verbose=config.verbose, shuffle=True,
         )
+        initial_epoch = end_epoch
+        # The next phase's callbacks continue this one's files and best value.
+        resume_state = {"epoch": end_epoch - 1, "best": _best_value(run)}
     train_seconds = time.time() - started
     best = run.checkpoints / BEST
     if best.is_file():

@@ -1,0 +1,119 @@
+"""Transfer learning: start a new model's backbone from another run's, with fresh heads.
+
+A model trained on a few hundred faces cannot learn what one trained on tens of
+thousands has; a backbone trained on the big set and fine-tuned on the small
+one can. ``train DATA --init-from SOURCE`` builds the new model for the new
+dataset's schema (fresh heads), then copies every backbone layer's weights from
+SOURCE, a run directory or a ``.keras`` model file on disk (nothing is ever
+downloaded). With ``--freeze-epochs N`` the backbone trains frozen for N epochs
+(only the heads learn), then unfrozen at ``finetune_lr_factor`` times the
+learning rate.
+
+Backbone layers are matched in order: the i-th layer with weights of the
+source's backbone gives its weights to the i-th of the new model's, and every
+shape must agree. Head layers (a model's outputs, and the ``*_standardised``
+layer before a regression head's rescaling) are never copied.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from faces_keras.errors import RunError
+from faces_keras.training.rundir import CONFIG, MODEL
+
+log = logging.getLogger(__name__)
+
+# The architecture settings a backbone's weights depend on: a run directory as the
+# source passes them to the new model.
+ARCHITECTURE_KEYS = ("preset", "filters", "blocks", "convs_per_block", "dense", "original_filters",
+                     "original_dense")
+
+
+def source_model_path(source: str | Path) -> Path:
+    """The ``.keras`` file behind ``source`` (a run directory or the file itself)."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / MODEL
+    if not path.is_file():
+        raise RunError(f"--init-from {source}: expected a run directory holding {MODEL}, or a .keras model file")
+    if path.suffix != ".keras":
+        raise RunError(f"--init-from {source}: expected a .keras model file, got {path.name}")
+    return path
+
+
+def source_architecture(source: str | Path) -> dict | None:
+    """A run directory's architecture settings (None for a bare model file)."""
+    config = Path(source) / CONFIG
+    if not config.is_file():
+        return None
+    import yaml
+
+    model = (yaml.safe_load(config.read_text()) or {}).get("model") or {}
+    return {key: model[key] for key in ARCHITECTURE_KEYS if key in model}
+
+
+def _head_layer_names(model) -> set[str]:
+    outputs = set(model.output_names) if hasattr(model, "output_names") else set()
+    return outputs | {f"{name}_standardised" for name in outputs}
+
+
+def backbone_layers(model) -> list:
+    """The model's layers that hold weights, in order, without its head layers."""
+    heads = _head_layer_names(model)
+    return [layer for layer in model.layers if layer.weights and layer.name not in heads]
+
+
+def load_backbone(model, source: str | Path) -> int:
+    """Copy the backbone weights of ``source`` into ``model``.
+
+    Args:
+        model: the new, built model (its heads stay as initialised).
+        source: a run directory or a ``.keras`` file.
+
+    Returns:
+        How many layers were copied.
+
+    Raises:
+        RunError: the source cannot be read, or its backbone does not fit
+            (the message names the first layer that differs).
+    """
+    import keras
+
+    import faces_keras.models.heads  # noqa: F401  (registers the custom losses and metrics)
+
+    path = source_model_path(source)
+    try:
+        donor = keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # any failure to load means the file cannot be used
+        raise RunError(f"--init-from {path}: not a loadable Keras model ({type(exc).__name__}: "
+                       f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    theirs, ours = backbone_layers(donor), backbone_layers(model)
+    if len(theirs) != len(ours):
+        raise RunError(f"--init-from {path}: its backbone has {len(theirs)} layers with weights, the new "
+                       f"model's {len(ours)}: use the same preset and sizes as the source")
+    for index, (their, our) in enumerate(zip(theirs, ours)):
+        their_shapes = [tuple(w.shape) for w in their.weights]
+        our_shapes = [tuple(w.shape) for w in our.weights]
+        if their_shapes != our_shapes:
+            raise RunError(f"--init-from {path}: backbone layer {index} ({their.name}) has weights "
+                           f"{their_shapes}, the new model's ({our.name}) {our_shapes}: the face size, "
+                           "colour and architecture must match the source's")
+        our.set_weights(their.get_weights())
+    log.info("backbone of %d layers loaded from %s", len(ours), path)
+    return len(ours)
+
+
+def set_backbone_trainable(model, trainable: bool) -> bool:
+    """Freeze or unfreeze the backbone; True if anything changed (the model then needs compiling)."""
+    changed = False
+    for layer in backbone_layers(model):
+        if layer.trainable != trainable:
+            layer.trainable = trainable
+            changed = True
+    return changed
+
+
+__all__ = ["backbone_layers", "load_backbone", "set_backbone_trainable", "source_architecture",
+           "source_model_path"]
