@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from faces_keras import __version__
-from faces_keras.errors import FacesKerasError
+from faces_keras.errors import ConfigError, FacesKerasError
 from faces_keras.tuning.arguments import add_tune_arguments
 
 log = logging.getLogger("faces_keras")
@@ -33,22 +33,112 @@ def command(name: str):
 # -- config files -----------------------------------------------------------------------
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """A YAML or TOML file of settings; keys are long flag names (dashes or underscores)."""
+    """A YAML or TOML file of settings; keys are long flag names (dashes or underscores).
+
+    A file that does not parse raises :class:`ConfigError` naming the file and the line.
+    """
     path = Path(path)
     if not path.is_file():
-        raise FacesKerasError(f"{path}: config file not found")
-    text = path.read_text()
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {exc.start}); expected YAML or TOML settings") from None
     if path.suffix == ".toml":
         import tomllib
 
-        data = tomllib.loads(text)
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {_one_line(exc)}") from None
     else:
         import yaml
 
-        data = yaml.safe_load(text) or {}
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+            problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or _one_line(exc)
+            raise ConfigError(f"{where}: not valid YAML: {problem}"
+                              + (f" (column {mark.column + 1})" if mark is not None else "")) from None
     if not isinstance(data, dict):
-        raise FacesKerasError(f"{path}: a config file holds a mapping of setting to value")
-    return {k.replace("-", "_"): v for k, v in data.items()}
+        raise ConfigError(f"{path}: a config file holds a mapping of setting to value")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string"}
+
+
+def _type_name(kind) -> str:
+    return _TYPE_NAMES.get(kind, getattr(kind, "__name__", str(kind)))
+
+
+def _convert_value(action: argparse.Action, value: Any, where: str) -> Any:
+    """A config file's value for one flag, converted and checked as argparse would check it."""
+    if value is None:
+        return None
+    if action.nargs == 0:  # store_true / store_false
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: {value!r} is not a switch; expected true or false")
+        return value
+    if isinstance(action, argparse._AppendAction):
+        if isinstance(value, dict):  # HEAD: WEIGHT mappings, read by the command
+            return value
+        items = value if isinstance(value, list) else [value]
+        return [_convert_scalar(action, item, where) for item in items]
+    if isinstance(value, (list, dict)):
+        raise ConfigError(f"{where}: {value!r} is a {'list' if isinstance(value, list) else 'mapping'}; "
+                          f"expected {_type_name(action.type or str)}")
+    return _convert_scalar(action, value, where)
+
+
+def _convert_scalar(action: argparse.Action, value: Any, where: str) -> Any:
+    kind = action.type or str
+    expected = _type_name(kind)
+    if isinstance(value, (list, dict)) or (isinstance(value, bool) and kind is not bool):
+        raise ConfigError(f"{where}: {value!r} is not {expected}; expected {expected}")
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise ConfigError(f"{where}: {value!r} is not an integer; expected an integer")
+    try:
+        converted = kind(value) if isinstance(value, str) or kind in (int, float) else kind(str(value))
+    except (TypeError, ValueError, argparse.ArgumentTypeError):
+        raise ConfigError(f"{where}: {value!r} is not {expected}; expected {expected}") from None
+    if action.choices is not None and converted not in action.choices:
+        raise ConfigError(f"{where}: {converted!r} is not a choice; expected one of {list(action.choices)}")
+    return converted
+
+
+def _check_run_config(path: str, settings: dict[str, Any]) -> None:
+    """A run's config.yaml against the field types of TrainConfig (and ModelConfig under `model`)."""
+    from dataclasses import fields
+
+    from faces_keras.models.presets import ModelConfig
+    from faces_keras.training.train import TrainConfig
+
+    def check(cls, values: dict[str, Any], prefix: str) -> None:
+        for f in fields(cls):
+            if f.name not in values or values[f.name] is None:
+                continue
+            value, hint = values[f.name], str(f.type).replace(" ", "")
+            base = hint.split("|")[0]
+            where = f"{path}: {prefix}{f.name}"
+            if base == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError(f"{where}: {value!r} is not an integer; expected an integer")
+            if base == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ConfigError(f"{where}: {value!r} is not a number; expected a number")
+            if base == "bool" and not isinstance(value, bool):
+                raise ConfigError(f"{where}: {value!r} is not a switch; expected true or false")
+            if base == "str" and not isinstance(value, str):
+                raise ConfigError(f"{where}: {value!r} is not a string; expected a string")
+
+    check(TrainConfig, settings, "")
+    if isinstance(settings.get("model"), dict):
+        check(ModelConfig, settings["model"], "model.")
 
 
 def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser | None:
@@ -91,12 +181,17 @@ def apply_config_file(parser: argparse.ArgumentParser, args: argparse.Namespace,
     known = vars(args)
     settings = read_config_file(args.config)
     if args.command == "train" and isinstance(settings.get("model"), dict):
+        _check_run_config(args.config, settings)
         args.run_config = settings  # a run directory's config.yaml: repeat that run as it was
         return
-    for key, value in settings.items():
-        key = dests.get(key, key)
+    sub = _subparser(parser, args.command)
+    actions = {a.dest: a for a in (sub._actions if sub is not None else ())}
+    for name, value in settings.items():
+        key = dests.get(name, name)
         if key not in known:
-            raise FacesKerasError(f"{args.config}: unknown setting {key!r} for `{args.command}`")
+            raise ConfigError(f"{args.config}: unknown setting {key!r} for `{args.command}`")
+        if key in actions:
+            value = _convert_value(actions[key], value, f"{args.config}: {name}")
         if key not in given:
             setattr(args, key, value)
 
@@ -300,31 +395,28 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
-def _head_weights(items) -> dict[str, float]:
+def _pairs(items, flag: str, example: str, convert=str) -> dict:
+    """``NAME=VALUE`` items of a repeatable flag (or a mapping from a config file) as a dict."""
     if isinstance(items, dict):  # from a config file
-        return {str(k): float(v) for k, v in items.items()}
-    weights = {}
+        items = [f"{k}={v}" for k, v in items.items()]
+    pairs = {}
     for item in items or ():
-        head, _, value = str(item).partition("=")
+        name, _, value = str(item).partition("=")
         try:
-            if not head.strip():
+            if not name.strip() or not value.strip():
                 raise ValueError
-            weights[head.strip()] = float(value)
+            pairs[name.strip()] = convert(value.strip())
         except ValueError:
-            raise FacesKerasError(f"--head-weight {item!r}: expected HEAD=WEIGHT, e.g. age=0.5") from None
-    return weights
+            raise FacesKerasError(f"{flag} {item!r}: expected {example}") from None
+    return pairs
+
+
+def _head_weights(items) -> dict[str, float]:
+    return _pairs(items, "--head-weight", "HEAD=WEIGHT, e.g. age=0.5", float)
 
 
 def _label_objectives(items) -> dict[str, str]:
-    if isinstance(items, dict):  # from a config file
-        return {str(k): str(v) for k, v in items.items()}
-    objectives = {}
-    for item in items or ():
-        label, _, objective = str(item).partition("=")
-        if not label.strip() or not objective.strip():
-            raise FacesKerasError(f"--label-objective {item!r}: expected LABEL=OBJECTIVE, e.g. sex=balanced_accuracy")
-        objectives[label.strip()] = objective.strip()
-    return objectives
+    return _pairs(items, "--label-objective", "LABEL=OBJECTIVE, e.g. sex=balanced_accuracy")
 
 
 def _add_objective_flags(p: argparse.ArgumentParser) -> None:

@@ -23,3 +23,7 @@ class DatasetError(FacesKerasError):
 
 class RunError(FacesKerasError):
     """A run directory is missing, incomplete or inconsistent."""
+
+
+class ConfigError(FacesKerasError, ValueError):
+    """A setting (a flag, a config file's key, a configuration field) has a value of the wrong kind."""

@@ -78,3 +78,20 @@ def test_cropped_faces_skip_detection(run, data_dir, tmp_path):
     cv2.imwrite(str(face), faces)
     results = predict_photos(run.path, [face], tmp_path / "out", cropped=True)
     assert len(results[0].faces) == 1 and results[0].faces[0].box is None
+
+
+def test_predict_on_a_folder_takes_every_image_in_it_sorted(run, data_dir, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    faces = cv2.imread(str(data_dir / "grids" / "faces3-8x8-512x512.png"))
+    cv2.imwrite(str(folder / "b.png"), faces[:64, :64])
+    cv2.imwrite(str(folder / "a.jpg"), faces[64:128, :64])
+    (folder / "notes.txt").write_text("not a photo")
+    shutil.copy(folder / "b.png", tmp_path / "c.bmp")
+    code = main(["predict", str(run.path), str(folder), str(tmp_path / "c.bmp"), "--cropped",
+                 "--out", str(tmp_path / "out")])
+    assert code == 0, capsys.readouterr()
+    photos = [p["photo"] for p in read_json(tmp_path / "out" / "predictions.json")["photos"]]
+    assert photos == [str(folder / "a.jpg"), str(folder / "b.png"), str(tmp_path / "c.bmp")]

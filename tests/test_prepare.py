@@ -44,7 +44,8 @@ def test_corrupt_grid_photo_names_file(tmp_path):
 
 
 def test_label_row_for_missing_face_names_labels_file(tmp_path, data_dir):
-    shutil.copy(data_dir / "grids" / "faces3-8x8-512x512.png", tmp_path)
+    # the only photo is face photo 1 (photos are numbered without gaps)
+    shutil.copy(data_dir / "grids" / "faces3-8x8-512x512.png", tmp_path / "faces1-8x8-512x512.png")
     rows = "\n".join(f"{i};F;N;N;N;Y" for i in range(1, 66))  # 65 rows, the photo holds 64
     (tmp_path / "labels.csv").write_text("face_nr;sex;glasses;hat;beard;smile\n" + rows + "\n")
     with pytest.raises(LabelsError, match=r"labels\.csv: label row\(s\) for face\(s\) \['65'\] that do not exist"):

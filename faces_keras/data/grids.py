@@ -60,7 +60,11 @@ def list_grid_photos(folder: Path) -> list[Path]:
     File-name order, with the photo index compared as a number so that
     ``faces10`` follows ``faces9``.
     """
-    photos = [p for p in Path(folder).iterdir()
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageError(f"{folder}: grid photos folder not found; expected a folder of grid photos "
+                         "faces<i>-<cols>x<rows>-<width>x<height>.png (--photos)")
+    photos = [p for p in folder.iterdir()
               if p.is_file() and p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp")]
 
     def key(p: Path):
@@ -70,7 +74,34 @@ def list_grid_photos(folder: Path) -> list[Path]:
     photos.sort(key=key)
     if not photos:
         raise ImageError(f"{folder}: no grid photos (png/jpg) found")
+    _check_numbering(folder, photos)
     return photos
+
+
+def _check_numbering(folder: Path, photos: list[Path]) -> None:
+    """Numbered grid photos must run 1, 2, 3, ... without gaps or repeats.
+
+    Face numbers follow from the photos' order (photo after photo), so a missing
+    photo would silently give every later face another face's labels.
+    """
+    by_index: dict[int, list[str]] = {}
+    for photo in photos:
+        match = GRID_NAME.match(photo.name)
+        if match:
+            by_index.setdefault(int(match["index"]), []).append(photo.name)
+    if not by_index:
+        return
+    repeated = {i: names for i, names in by_index.items() if len(names) > 1}
+    if repeated:
+        i, names = min(repeated.items())
+        raise ImageError(f"{folder}: grid photo number {i} appears {len(names)} times ({', '.join(names)}); "
+                         "expected each number once")
+    missing = [i for i in range(1, max(by_index) + 1) if i not in by_index]
+    if missing:
+        shown = ", ".join(f"faces{i}-*" for i in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise ImageError(
+            f"{folder}: grid photo number(s) {missing[:10]} missing ({shown}); faces are numbered photo "
+            f"after photo, so expected photos numbered 1 to {max(by_index)} without gaps")
 
 
 def cut_grid(path: Path, layout: GridLayout | None = None, *, gray: bool = False,

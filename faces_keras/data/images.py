@@ -42,12 +42,35 @@ def read_image(path: str | Path, *, gray: bool = False) -> np.ndarray:
     if not Path(path).is_file():
         raise ImageError(f"{path}: image file not found")
     flag = cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR
+    _check_png(path)  # libpng would print its own "libpng error" line for a damaged PNG
     image = cv2.imread(path, flag)
     if image is None:
         raise ImageError(f"{path}: not a readable image (corrupt or unsupported format)")
     if gray:
         return image[..., None]
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_png(path: str) -> None:
+    """A damaged PNG raises :class:`ImageError` before OpenCV's libpng prints to stderr.
+
+    Pillow walks the chunks and checks their CRCs without decoding the pixels.
+    """
+    with open(path, "rb") as handle:
+        if handle.read(8) != PNG_SIGNATURE:
+            return
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except Exception as exc:  # Pillow raises several types (SyntaxError, OSError, ValueError) for bad PNGs
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ImageError(f"{path}: not a readable image (damaged PNG: {reason}); expected an intact "
+                         "PNG, JPEG or BMP file") from None
 
 
 def center_crop(image: np.ndarray, fraction: float = 1.0) -> np.ndarray:

@@ -82,6 +82,36 @@ def write_dataset(out_dir: str | Path, images: np.ndarray, faces: pd.DataFrame, 
     return Path(out_dir)
 
 
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+MANIFEST_KEYS = ("count", "image_shape", "images_sha256", "schema")
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    """manifest.json, or a :class:`DatasetError` naming it and saying what was expected."""
+    import json
+
+    try:
+        manifest = read_json(path)
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{path} is truncated or damaged ({exc.msg} at line {exc.lineno}, column {exc.colno}): "
+                           "expected the JSON manifest prepare writes; prepare the dataset again") from None
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path} is damaged (not UTF-8 text): expected the JSON manifest prepare writes; "
+                           "prepare the dataset again") from None
+    if not isinstance(manifest, dict) or any(k not in manifest for k in MANIFEST_KEYS):
+        lacking = [k for k in MANIFEST_KEYS if not isinstance(manifest, dict) or k not in manifest]
+        raise DatasetError(f"{path}: key(s) {lacking} missing: expected the JSON manifest prepare writes; "
+                           "prepare the dataset again")
+    if not isinstance(manifest["count"], int) or not isinstance(manifest["image_shape"], list):
+        raise DatasetError(f"{path}: count or image_shape is not what prepare writes (an integer, a list); "
+                           "prepare the dataset again")
+    return manifest
+
+
 @dataclass
 class Dataset:
     """A prepared dataset folder, loaded and checked against its manifest."""
@@ -99,11 +129,27 @@ class Dataset:
             if not (path / name).is_file():
                 raise DatasetError(f"{path}: not a prepared dataset ({name} is missing); "
                                    "run `faces-keras prepare` first")
-        manifest = read_json(path / MANIFEST)
-        images = np.load(path / IMAGES, allow_pickle=False)
-        faces = pd.read_csv(path / FACES, dtype={"id": str, "source_id": str}, keep_default_na=False)
-        if len(images) != manifest["count"] or len(faces) != manifest["count"]:
-            raise DatasetError(f"{path}: manifest says {manifest['count']} faces, found "
+        manifest = _read_manifest(path / MANIFEST)
+        count, shape = manifest["count"], manifest["image_shape"]
+        expected = (f"expected a uint8 array of {count} faces of {'x'.join(map(str, shape))}; "
+                    "prepare the dataset again")
+        try:
+            images = np.load(path / IMAGES, allow_pickle=False)
+        except (ValueError, EOFError, OSError) as exc:
+            raise DatasetError(f"{path / IMAGES} is truncated or damaged ({_first_line(exc)}): {expected}") from None
+        if images.dtype != np.uint8 or images.ndim != 4:
+            raise DatasetError(f"{path / IMAGES} holds a {images.dtype} array of shape {images.shape}: {expected}")
+        try:
+            faces = pd.read_csv(path / FACES, dtype={"id": str, "source_id": str}, keep_default_na=False)
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise DatasetError(f"{path / FACES} is truncated or damaged ({_first_line(exc)}): expected one row "
+                               f"per face ({count}); prepare the dataset again") from None
+        lacking = [c for c in ("id", "source_id", "split", "augmentation") if c not in faces.columns]
+        if lacking:
+            raise DatasetError(f"{path / FACES}: column(s) {lacking} missing: expected the table prepare writes; "
+                               "prepare the dataset again")
+        if len(images) != count or len(faces) != count:
+            raise DatasetError(f"{path}: manifest says {count} faces, found "
                                f"{len(images)} images and {len(faces)} rows")
         if list(images.shape[1:]) != manifest["image_shape"]:
             raise DatasetError(f"{path}: images are {images.shape[1:]}, manifest says {manifest['image_shape']}")

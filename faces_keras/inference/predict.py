@@ -23,6 +23,26 @@ from faces_keras.models.heads import plan_heads
 from faces_keras.training.rundir import THRESHOLDS, RunDir
 
 log = logging.getLogger(__name__)
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def expand_photos(photos: list[str | Path]) -> list[Path]:
+    """The photos to predict: files as given, and every image in a folder (jpg/jpeg/png/bmp, sorted).
+
+    A folder without images raises :class:`ImageError` naming it.
+    """
+    out: list[Path] = []
+    for photo in map(Path, photos):
+        if photo.is_dir():
+            found = sorted(f for f in photo.iterdir()
+                           if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in PHOTO_SUFFIXES)
+            if not found:
+                raise ImageError(f"{photo} is a folder with no images in it: expected image files "
+                                 f"({', '.join(s[1:] for s in PHOTO_SUFFIXES)}) or a folder of them")
+            out.extend(found)
+        else:
+            out.append(photo)
+    return out
 
 
 @dataclass
@@ -119,6 +139,7 @@ def predict_photos(run_dir: str | Path, photos: list[str | Path], out: str | Pat
     """Predict every face of every photo; write annotated copies and predictions.json/.csv to ``out``."""
     from faces_keras.data.detect import crop_face, draw_boxes, make_detector
 
+    photos = expand_photos(photos)  # a bad folder is named before the model loads
     predictor = Predictor(run_dir)
     finder = None if cropped else make_detector(detector)
     out = Path(out)
@@ -180,7 +201,7 @@ def _write_predictions(out: Path, results: list[PhotoPrediction], schema) -> Non
 
 
 def predict_command(args) -> int:
-    photos = [Path(p) for p in args.photos]
+    photos = expand_photos(args.photos)
     results = predict_photos(args.run, photos, args.out, cropped=args.cropped, detector=args.detector)
     schema = RunDir(args.run).schema()
     unreadable = 0
@@ -198,4 +219,4 @@ def predict_command(args) -> int:
     return 1 if unreadable else 0
 
 
-__all__ = ["Predictor", "predict_photos", "predict_command"]
+__all__ = ["Predictor", "expand_photos", "predict_photos", "predict_command"]

@@ -31,6 +31,25 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".webp")
 MISSING_TOKENS = ("", "?", "-", "NA", "na", "nan")
+MAX_AGE = 120  # UTKFace's ages run 0 to 116; a larger one is a malformed name
+
+
+def read_text_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file (a byte-order mark, as Excel writes, is accepted).
+
+    A file that is not UTF-8 raises :class:`LabelsError` naming the file and the line.
+    """
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise LabelsError(f"{path}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8 text; expected a UTF-8 "
+                          "labels file (in Excel: save as \"CSV UTF-8\")") from None
+    if "\x00" in text:
+        line = text[:text.index("\x00")].count("\n") + 1
+        raise LabelsError(f"{path}:{line}: a NUL byte; expected a UTF-8 text labels file, not binary data")
+    return text.splitlines()
 
 
 def load_labels(schema: Schema, source: str | Path, *, check_images: bool = True,
@@ -39,16 +58,18 @@ def load_labels(schema: Schema, source: str | Path, *, check_images: bool = True
     source = Path(source)
     if not source.exists():
         raise LabelsError(f"{source}: labels source not found")
-    if schema.format == "delimited":
-        return load_delimited(schema, source)
-    if schema.format == "celeba-attributes":
-        return load_celeba_attributes(schema, source, check_images=check_images)
-    if schema.format == "utkface-filenames":
-        return load_utkface(schema, source, strict=strict)
-    if schema.format == "folder-per-class":
-        return load_folder_per_class(schema, source)
-    if schema.format == "matlab-array":
-        return load_matlab_array(schema, source)
+    loaders = {
+        "delimited": lambda: load_delimited(schema, source),
+        "celeba-attributes": lambda: load_celeba_attributes(schema, source, check_images=check_images),
+        "utkface-filenames": lambda: load_utkface(schema, source, strict=strict),
+        "folder-per-class": lambda: load_folder_per_class(schema, source),
+        "matlab-array": lambda: load_matlab_array(schema, source),
+    }
+    if schema.format in loaders:
+        frame = loaders[schema.format]()
+        if frame.empty:
+            raise LabelsError(f"{source}: no labelled faces in it; expected at least one face after the header")
+        return frame
     raise SchemaError(f"{schema.path}: no loader for format {schema.format!r}")
 
 
@@ -73,7 +94,7 @@ def load_delimited(schema: Schema, path: Path) -> pd.DataFrame:
     opts = schema.options
     delimiter = opts.get("delimiter", ";")
     id_column = opts.get("id_column", "face_nr")
-    lines = path.read_text().splitlines()
+    lines = read_text_lines(path)
     if not lines:
         raise LabelsError(f"{path}: empty labels file")
     header = [h.strip() for h in lines[0].split(delimiter)]
@@ -146,7 +167,7 @@ def load_celeba_attributes(schema: Schema, path: Path, *, check_images: bool = T
     if not path.is_file():
         raise LabelsError(f"{path}: CelebA attribute file not found")
     image_dir = path.parent / schema.options.get("image_dir", "img_celeba")
-    lines = path.read_text().splitlines()
+    lines = read_text_lines(path)
     if len(lines) < 2:
         raise LabelsError(f"{path}: expected a count line and a names line")
     try:
@@ -209,6 +230,8 @@ def parse_utkface_name(name: str) -> dict[str, str]:
         raise LabelsError(
             f"{name}: not a UTKFace file name <age>_<gender 0|1>_<race 0-4>_<date>.jpg[.chip.jpg]"
         )
+    if int(match["age"]) > MAX_AGE:
+        raise LabelsError(f"{name}: age {int(match['age'])} is out of range; expected an age of 0 to {MAX_AGE} years")
     return match.groupdict()
 
 
@@ -244,8 +267,14 @@ def load_utkface(schema: Schema, folder: Path, *, strict: bool = False) -> pd.Da
             malformed.append(file.name)
             continue
         row = {"id": file.name.split(".")[0], "image": str(file)}
-        for label in schema.labels:
-            row[label.name] = _encode_field(label, fields[label.source], f"{folder}/{file.name}")
+        try:
+            for label in schema.labels:
+                row[label.name] = _encode_field(label, fields[label.source], f"{folder}/{file.name}")
+        except LabelsError:
+            if strict:
+                raise
+            malformed.append(file.name)
+            continue
         rows.append(row)
     if malformed:
         log.warning("%s: skipped %d malformed UTKFace file name(s): %s", folder, len(malformed),

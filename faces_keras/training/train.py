@@ -89,6 +89,12 @@ class TrainConfig:
             raise ValueError(f"label_smoothing={self.label_smoothing!r}: expected a number in [0, 1)")
         if self.ema_momentum is not None and not 0 < self.ema_momentum < 1:
             raise ValueError(f"ema_momentum={self.ema_momentum!r}: expected a number in (0, 1), or None for no EMA")
+        if self.max_train is not None and (isinstance(self.max_train, bool) or not isinstance(self.max_train, int)
+                                           or self.max_train < 1):
+            from faces_keras.errors import ConfigError
+
+            raise ConfigError(f"max_train={self.max_train!r} (--max-train): expected a positive number of "
+                              "training faces, or no setting for all of them")
         if self.class_weights not in ("none", "balanced"):
             raise ValueError(f"class_weights={self.class_weights!r}: expected 'none' or 'balanced'")
         for head, weight in self.head_weights.items():
