@@ -35,7 +35,8 @@ from faces_keras.models.presets import ModelConfig, build_model
 from faces_keras.tuning.hypermodels import (ORIGINAL_DEFAULTS, describe_space, get_space,
                                             hypermodel_for, model_config_from_values, original_parameter_count)
 from faces_keras.tuning.search import (BEST_JSON, BEST_RUN, CONFIG_FILE, SUMMARY_CSV, SUMMARY_MD, TRIAL_RECORD,
-                                       AtomicHyperbandOracle, FacesHyperband, TuneConfig, add_tune_arguments,
+                                       AtomicHyperbandOracle, FacesHyperband, TuneConfig, WatchedHyperbandOracle,
+                                       add_tune_arguments,
                                        config_from_args, hyperband_plan, keras_metric_name,
                                        mean_tuned_f1, run_search)
 
@@ -197,6 +198,55 @@ def test_reloaded_oracle_retries_only_the_trial_that_was_running(tmp_path):
     assert resumed.create_trial("tuner1").trial_id not in (done.trial_id, running.trial_id)
 
 
+def test_chief_gives_up_a_silent_worker_and_its_trial_goes_to_another(tmp_path, caplog):
+    oracle = WatchedHyperbandOracle(objective=kt.Objective("val_loss", "min"), max_epochs=4, factor=2, seed=1,
+                                    worker_timeout=5)
+    oracle._set_project_dir(str(tmp_path), "p")
+    oracle.verbose = 0
+    hp = kt.HyperParameters()
+    hp.Int("x", 0, 100)
+    oracle.update_space(hp)
+    kept, lost = oracle.create_trial("tuner0"), oracle.create_trial("tuner1")
+    assert kept.status == lost.status == "RUNNING"
+    oracle._last_seen["tuner1"] -= 6  # tuner1 has said nothing for 6 s
+    oracle.update_trial(kept.trial_id, {})  # tuner0's heartbeat: no metrics, nothing recorded
+    assert not oracle.trials[kept.trial_id].metrics.exists("val_loss")
+    with caplog.at_level("WARNING", logger="faces_keras.tuning.search"):
+        assert oracle.give_up_silent_workers() == [lost.trial_id]
+        assert oracle.give_up_silent_workers() == []
+    assert f"worker tuner1 silent for 6 s (worker timeout 5 s): given up for dead; trial {lost.trial_id} goes " \
+           "back to the queue" in caplog.text
+    assert "tuner1" not in oracle.ongoing_trials and "tuner1" not in oracle.tuner_ids
+    assert read_json(tmp_path / "p" / "oracle.json")["ongoing_trials"] == {"tuner0": kept.trial_id}
+    runs = read_json(tmp_path / "p" / f"trial_{lost.trial_id}" / TRIAL_RECORD)["runs"]
+    assert [(r["worker"], r["status"]) for r in runs] == [("tuner1", "lost")]
+    # tuner0 finishes its trial and takes over the lost one.
+    oracle.update_trial(kept.trial_id, {"val_loss": 0.5})
+    kept.status = "COMPLETED"
+    oracle.end_trial(kept)
+    assert oracle.create_trial("tuner0").trial_id == lost.trial_id
+    # tuner1 comes back with the same id: a new trial, and the chief says so.
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="faces_keras.tuning.search"):
+        back = oracle.create_trial("tuner1")
+    assert back.status in ("RUNNING", "IDLE") and back.trial_id not in (kept.trial_id, lost.trial_id)
+    assert "worker tuner1, given up for dead 0 s ago, is back" in caplog.text
+    # A restart before the timeout runs the same trial again; the chief says so too.
+    if back.status == "RUNNING":
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="faces_keras.tuning.search"):
+            assert oracle.create_trial("tuner1").trial_id == back.trial_id
+        assert f"worker tuner1 asks for a trial while trial {back.trial_id} is still its own" in caplog.text
+    # Two results for the lost trial (its first worker was only slow): the first is kept.
+    for score in (0.4, 0.3):
+        oracle.update_trial(lost.trial_id, {"val_loss": score})
+        finished = oracle.trials[lost.trial_id]
+        finished.status = "COMPLETED"
+        oracle.end_trial(finished)
+    assert oracle.end_order.count(lost.trial_id) == 1 and oracle.trials[lost.trial_id].score == 0.4
+    assert "tuner0" not in oracle.ongoing_trials
+
+
 # -- objectives --------------------------------------------------------------------------------
 
 def best_grid_f1(truth: np.ndarray, prob: np.ndarray) -> float:
@@ -275,6 +325,7 @@ def test_hypermodel_restores_adam_state_when_hyperband_continues_a_trial(tmp_pat
     (dict(role="worker", worker_id="chief1", oracle_port=8000), "worker_id="),
     (dict(role="worker", worker_id="tuner0", oracle_port=8000, overwrite=True), "overwrite"),
     (dict(retrain_epochs=-1), "retrain_epochs="), (dict(dataset=""), "dataset"),
+    (dict(worker_timeout=0), "worker_timeout="), (dict(worker_timeout=float("inf")), "worker_timeout="),
 ])
 def test_tune_config_rejects_bad_settings(changes, message):
     settings = dict(dataset="prepared/grids")
@@ -303,6 +354,9 @@ def test_tune_command_reads_only_the_flags_the_cli_has(monkeypatch):
     config = config_from_args(args)
     assert config.labels == ("glasses", "smile") and config.tuner_id == "tuner1"
     assert (config.role, config.oracle_port, config.max_epochs, config.hyperband_iterations) == ("worker", 8123, 4, 2)
+    assert config.worker_timeout == TuneConfig.worker_timeout
+    assert config_from_args(parser.parse_args(["d", "--chief", "--oracle-port", "1", "--worker-timeout", "12.5"])
+                            ).worker_timeout == 12.5
     with pytest.raises(FacesKerasError, match="exclude"):
         config_from_args(parser.parse_args(["d", "--chief", "--worker", "tuner0", "--oracle-port", "1"]))
     # keras-tuner's own environment variables choose the role when no flag does.
@@ -311,6 +365,25 @@ def test_tune_command_reads_only_the_flags_the_cli_has(monkeypatch):
     monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "9001")
     config = config_from_args(parser.parse_args(["prepared/grids"]))
     assert (config.role, config.worker_id, config.oracle_port) == ("worker", "tuner7", 9001)
+
+
+@pytest.mark.parametrize("role", [[], ["--chief", "--oracle-port", "1"]], ids=["single", "chief"])
+def test_a_second_search_into_the_same_directory_is_refused_at_once(tmp_path, role):
+    from faces_keras.locking import folder_lock
+
+    project = tmp_path / "searches" / "held"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+        env.pop(name, None)
+    # No dataset at all: the lock must be the first thing the search looks at.
+    command = [sys.executable, "-m", "faces_keras.tuning.search", str(tmp_path / "no-such-dataset"),
+               "--out", str(tmp_path / "searches"), "--project", "held", *role]
+    with folder_lock(project, "search directory"):
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert f"{project}: search directory is being written by pid {os.getpid()}" in done.stderr
+    assert "FolderLocked" not in done.stderr and "Traceback" not in done.stderr
+    assert not project.exists()
 
 
 def test_ready_configs_use_known_settings():

@@ -35,3 +35,6 @@ def add_tune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--worker", metavar="ID", help="distributed: run trials as worker ID (e.g. tuner0)")
     p.add_argument("--oracle-ip", default="127.0.0.1", help="distributed: the chief's address")
     p.add_argument("--oracle-port", type=int, help="distributed: the chief's port")
+    p.add_argument("--worker-timeout", type=float, metavar="SECONDS",
+                   help="distributed: the chief gives up a worker silent for this long and hands its trial to "
+                        "another; workers report several times per timeout (default: TuneConfig.worker_timeout)")

@@ -35,6 +35,7 @@ import os
 import re
 import shutil
 import socket
+import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -48,6 +49,7 @@ import pandas as pd
 
 from faces_keras.errors import FacesKerasError, RunError
 from faces_keras.io import atomic_write_text, read_json, write_json
+from faces_keras.locking import folder_lock
 from faces_keras.models.heads import BINARY_HEAD, Head
 from faces_keras.models.presets import ModelConfig
 
@@ -64,6 +66,7 @@ SEARCH_KEYS = ("dataset", "labels", "space", "objective", "max_epochs", "factor"
                "executions_per_trial", "seed", "max_train", "augmentation")
 ENV_TUNER_ID, ENV_ORACLE_IP, ENV_ORACLE_PORT = "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"
 IDLE_WAIT_SECONDS = 1.0  # a worker waiting for other workers' trials asks the chief again after this
+HEARTBEAT_SECONDS = 10.0  # a worker running a trial tells the chief it is alive this often (or faster, see below)
 BIG_CHECKPOINT_BYTES = 200 * 2 ** 20
 _WORKER_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -97,6 +100,7 @@ class TuneConfig:
     oracle_port: int | None = None
     retrain_epochs: int | None = None  # None: max_epochs; 0: do not retrain the best trial
     keep_checkpoints: bool = False  # False: drop checkpoints no trial will continue from
+    worker_timeout: float = 300.0  # distributed: seconds a worker may stay silent before the chief gives it up
     verbose: int = 2  # Keras fit verbosity; keras-tuner prints trial tables when > 0
 
     def __post_init__(self):
@@ -119,6 +123,9 @@ class TuneConfig:
             raise ValueError(f"max_train={self.max_train}: expected at least 1 (or None for all)")
         if self.retrain_epochs is not None and self.retrain_epochs < 0:
             raise ValueError(f"retrain_epochs={self.retrain_epochs}: expected 0 (no retraining) or more")
+        if (isinstance(self.worker_timeout, bool) or not isinstance(self.worker_timeout, (int, float))
+                or not math.isfinite(self.worker_timeout) or self.worker_timeout <= 0):
+            raise ValueError(f"worker_timeout={self.worker_timeout!r}: expected a number of seconds above 0")
         if self.project_name is not None and (not self.project_name or "/" in self.project_name):
             raise ValueError(f"project_name={self.project_name!r}: expected a folder name")
         self._check_role()
@@ -155,6 +162,11 @@ class TuneConfig:
     @property
     def direction(self) -> str:
         return OBJECTIVES[self.objective]
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        """How often a worker running a trial reports to the chief: several times per worker timeout."""
+        return max(0.5, min(HEARTBEAT_SECONDS, self.worker_timeout / 4))
 
     @property
     def tuner_id(self) -> str:
@@ -298,6 +310,156 @@ class AtomicHyperbandOracle(kt.oracles.HyperbandOracle):
                           json.dumps(trial.get_state()))
 
 
+# -- dead workers -------------------------------------------------------------------------------
+#
+# keras-tuner 1.4.8 override: WatchedHyperbandOracle (the chief) and Heartbeat (the workers).
+#
+# Why: keras-tuner's chief notices nothing. A worker killed mid-trial keeps its trial in
+# ``Oracle.ongoing_trials`` and its id in ``Oracle.tuner_ids`` for good; Hyperband answers every
+# other worker IDLE while a trial is ongoing, and ``oracle_chief.exit_chief`` waits for both to be
+# empty, so the whole search waits forever. Workers only report when a trial starts
+# (``create_trial``, the one call that names the worker) and ends (``update_trial``/``end_trial``;
+# ``Tuner.on_epoch_end`` reports nothing), so a long trial would look like a dead worker: hence
+# the heartbeat, an ``update_trial`` with no metrics, which only this chief understands.
+#
+# What is touched: ``ongoing_trials``, ``tuner_ids`` and ``_retry_queue``, the way keras-tuner's
+# own ``Oracle.reload`` sends a crashed search's ongoing trials back for a retry (without counting
+# a failure against ``max_retries_per_trial``: the worker died, not the trial). ``end_trial`` and
+# ``update_trial`` drop a second result for a trial that already ended (from a worker given up
+# for dead that was only slow).
+
+
+class WatchedHyperbandOracle(AtomicHyperbandOracle):
+    """The chief's oracle: gives up a worker silent for ``worker_timeout`` seconds and re-queues its trial.
+
+    A worker is heard from when it asks for a trial (idle workers ask every
+    ``IDLE_WAIT_SECONDS``) and by its heartbeat while it runs one.
+    :meth:`give_up_silent_workers` runs on each of those calls and, from
+    :func:`watch_workers`, periodically.
+    """
+
+    def __init__(self, *args, worker_timeout: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.worker_timeout = float(worker_timeout)
+        self._last_seen: dict[str, float] = {}  # tuner id -> time.monotonic() of its last call
+        self._given_up: dict[str, float] = {}  # tuner id -> when it was given up for dead
+
+    def _owner(self, trial_id: str) -> str | None:
+        return next((tuner for tuner, trial in self.ongoing_trials.items() if trial.trial_id == trial_id), None)
+
+    @kt.synchronized
+    def create_trial(self, tuner_id):
+        now = time.monotonic()
+        self._last_seen[tuner_id] = now
+        self.give_up_silent_workers(now)
+        running = self.ongoing_trials.get(tuner_id)
+        if running is not None:  # keras-tuner re-sends a worker its ongoing trial
+            log.warning("worker %s asks for a trial while trial %s is still its own: it restarted, "
+                        "and runs trial %s again from the start", tuner_id, running.trial_id, running.trial_id)
+        trial = super().create_trial(tuner_id)
+        given_up = self._given_up.pop(tuner_id, None)
+        if given_up is not None:
+            what = {"RUNNING": f"it gets trial {trial.trial_id}", "STOPPED": "the search is over: it stops",
+                    "IDLE": "it waits for other workers' trials"}.get(trial.status, trial.status)
+            log.warning("worker %s, given up for dead %.0f s ago, is back: %s", tuner_id, now - given_up, what)
+        return trial
+
+    @kt.synchronized
+    def update_trial(self, trial_id, metrics, step=0):
+        owner = self._owner(trial_id)
+        if owner is not None:
+            self._last_seen[owner] = time.monotonic()
+        if not metrics or trial_id in self.end_order:
+            return self.trials[trial_id]  # a heartbeat, or a late report for a trial already ended
+        return super().update_trial(trial_id, metrics, step=step)
+
+    @kt.synchronized
+    def end_trial(self, trial):
+        if trial.trial_id in self.end_order:
+            log.warning("trial %s ended a second time (a worker given up for dead was only slow): "
+                        "keeping the first result", trial.trial_id)
+            return
+        if trial.trial_id in self._retry_queue and self._owner(trial.trial_id) is None:
+            self._retry_queue.remove(trial.trial_id)  # its worker was only slow: it finished after all
+        super().end_trial(trial)
+
+    @kt.synchronized
+    def give_up_silent_workers(self, now: float | None = None) -> list[str]:
+        """Give up every worker silent for longer than the timeout; return the trials sent back."""
+        now = time.monotonic() if now is None else now
+        moved = []
+        for tuner_id in sorted(set(self.tuner_ids) | set(self.ongoing_trials)):
+            silent = now - self._last_seen.setdefault(tuner_id, now)
+            if silent <= self.worker_timeout:
+                continue
+            self.tuner_ids.discard(tuner_id)
+            self._given_up[tuner_id] = now
+            trial = self.ongoing_trials.pop(tuner_id, None)
+            if trial is None:
+                log.warning("worker %s silent for %.0f s (worker timeout %g s): given up for dead; "
+                            "it was running no trial", tuner_id, silent, self.worker_timeout)
+                continue
+            self._retry_queue.append(trial.trial_id)
+            moved.append(trial.trial_id)
+            self.save()
+            append_trial_record(Path(self._get_trial_dir(trial.trial_id)), {
+                "worker": tuner_id, "status": "lost", "given_up": time.time(), "silent_seconds": round(silent, 1)})
+            log.warning("worker %s silent for %.0f s (worker timeout %g s): given up for dead; "
+                        "trial %s goes back to the queue for another worker", tuner_id, silent,
+                        self.worker_timeout, trial.trial_id)
+        return moved
+
+
+@contextlib.contextmanager
+def watch_workers(oracle: WatchedHyperbandOracle, every: float) -> Iterator[None]:
+    """Check for silent workers every ``every`` seconds while the chief serves (even when no worker calls)."""
+    stop = threading.Event()
+
+    def watch():
+        while not stop.wait(every):
+            try:
+                oracle.give_up_silent_workers()
+            except Exception:  # noqa: BLE001  (a watcher that dies would bring the hang back)
+                log.exception("checking for silent workers failed")
+
+    thread = threading.Thread(target=watch, name="watch-workers", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=every + 5)
+
+
+class Heartbeat:
+    """A worker's "still running trial X" to the chief every ``every`` seconds, from a thread."""
+
+    def __init__(self, oracle, trial_id: str, every: float):
+        self.oracle, self.trial_id, self.every = oracle, trial_id, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{trial_id}", daemon=True)
+
+    def _beat(self):
+        failed = False
+        while not self._stop.wait(self.every):
+            try:
+                self.oracle.update_trial(self.trial_id, {}, step=0)
+                failed = False
+            except Exception as exc:  # noqa: BLE001  (the trial goes on; the chief may give us up)
+                if not failed:
+                    log.warning("heartbeat for trial %s failed (%s); the chief may give this worker up",
+                                self.trial_id, type(exc).__name__)
+                failed = True
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=self.every + 5)
+
+
 class FacesHyperband(kt.Hyperband):
     """Hyperband that times its trials, seeds them, keeps memory flat and disk small.
 
@@ -306,16 +468,23 @@ class FacesHyperband(kt.Hyperband):
     * ``run_trial`` writes ``faces_trial.json`` into the trial directory: the
       worker that ran it, seconds, epochs actually run (early stopping), RSS;
     * ``on_trial_end`` clears the Keras session and collects garbage;
+    * a worker sends the chief a :class:`Heartbeat` while it runs a trial;
     * unless ``keep_checkpoints``, a parent's checkpoint is deleted once the
       trial continuing it has completed (Hyperband continues a trial at most once).
     """
 
     def __init__(self, hypermodel, *, objective: kt.Objective, max_epochs: int, factor: int,
                  hyperband_iterations: int, seed: int, directory: str, project_name: str, overwrite: bool,
-                 executions_per_trial: int = 1, keep_checkpoints: bool = False):
-        oracle = AtomicHyperbandOracle(objective=objective, max_epochs=max_epochs, factor=factor,
-                                       hyperband_iterations=hyperband_iterations, seed=seed)
+                 executions_per_trial: int = 1, keep_checkpoints: bool = False,
+                 worker_timeout: float | None = None, heartbeat_seconds: float = HEARTBEAT_SECONDS):
+        # worker_timeout: the chief's; it gives up workers silent for that long (None: never).
+        # heartbeat_seconds: how often a worker running a trial tells the chief it is alive.
+        settings = dict(objective=objective, max_epochs=max_epochs, factor=factor,
+                        hyperband_iterations=hyperband_iterations, seed=seed)
+        oracle = (AtomicHyperbandOracle(**settings) if worker_timeout is None
+                  else WatchedHyperbandOracle(**settings, worker_timeout=worker_timeout))
         self.search_seed = seed
+        self.heartbeat_seconds = heartbeat_seconds
         self.keep_checkpoints = keep_checkpoints
         self.trials_run: list[str] = []
         # kt.Hyperband.__init__ only builds its own oracle; build ours and go on to kt.Tuner.
@@ -356,8 +525,10 @@ class FacesHyperband(kt.Hyperband):
         record = {"worker": self.tuner_id, "host": socket.gethostname(), "pid": os.getpid(),
                   "started": time.time(), "status": "error", "epochs_run": 0}
         started = time.perf_counter()
+        beating = Heartbeat(self.oracle, trial.trial_id, self.heartbeat_seconds) if self._is_worker() else None
         try:
-            histories = super().run_trial(trial, *args, **kwargs)
+            with beating or contextlib.nullcontext():
+                histories = super().run_trial(trial, *args, **kwargs)
             record["epochs_run"] = int(sum(len(h.epoch) for h in histories))
             record["executions"] = len(histories)
             record["status"] = "completed"
@@ -588,7 +759,11 @@ def run_search(config: TuneConfig) -> SearchResult:
     and retrains like a single process does.
     """
     with distributed_env(config):
-        return _run_search(config)
+        if config.role == "worker":  # workers share the search directory by design
+            return _run_search(config)
+        # One writer: a second search into the same directory is refused before anything is loaded.
+        with folder_lock(config.project_dir, "search directory"):
+            return _run_search(config)
 
 
 def _run_search(config: TuneConfig) -> SearchResult:
@@ -608,8 +783,9 @@ def _run_search(config: TuneConfig) -> SearchResult:
     plan = hyperband_plan(config.max_epochs, config.factor, config.hyperband_iterations)
     log.info("%s search %s: %d trials, at most %d epochs", status, config.project_dir, plan["trials"], plan["epochs"])
     with _quiet_known_warnings():
-        if data is None:
-            tuner.search(verbose=config.verbose)  # the chief: serve the oracle until the workers are done
+        if data is None:  # the chief: serve the oracle until its trials are done
+            with watch_workers(tuner.oracle, config.heartbeat_seconds):
+                tuner.search(verbose=config.verbose)
         else:
             tuner.search(**_fit_arguments(config, data), verbose=config.verbose)
     result = SearchResult(config.project_dir, config.role, status, trials_run=list(tuner.trials_run),
@@ -641,7 +817,9 @@ def _make_tuner(config: TuneConfig, heads: list[Head], input_shape: tuple[int, .
         max_epochs=config.max_epochs, factor=config.factor, hyperband_iterations=config.hyperband_iterations,
         seed=config.seed, directory=str(config.directory), project_name=config.project,
         overwrite=False,  # prepare_search_dir has already removed the directory when asked to
-        executions_per_trial=config.executions_per_trial, keep_checkpoints=config.keep_checkpoints)
+        executions_per_trial=config.executions_per_trial, keep_checkpoints=config.keep_checkpoints,
+        worker_timeout=config.worker_timeout if config.role == "chief" else None,
+        heartbeat_seconds=config.heartbeat_seconds)
 
 
 def _fit_arguments(config: TuneConfig, data) -> dict[str, Any]:
@@ -810,7 +988,8 @@ def config_from_args(args: argparse.Namespace) -> TuneConfig:
         mixed_precision=bool(get("mixed_precision", False)), augmentation=not get("no_augmentation", False),
         role=role, worker_id=worker_id, oracle_ip=str(oracle_ip),
         oracle_port=None if oracle_port is None else int(oracle_port),
-        retrain_epochs=get("retrain_epochs"), keep_checkpoints=bool(get("keep_checkpoints", False)))
+        retrain_epochs=get("retrain_epochs"), keep_checkpoints=bool(get("keep_checkpoints", False)),
+        worker_timeout=float(get("worker_timeout", TuneConfig.worker_timeout)))
 
 
 def tune_command(args: argparse.Namespace) -> int:
