@@ -129,6 +129,11 @@ def _check_run_config(path: str, settings: dict[str, Any]) -> None:
             where = f"{path}: {prefix}{f.name}"
             if base == "int" and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ConfigError(f"{where}: {value!r} is not an integer; expected an integer")
+            if base == "float" and isinstance(value, str):
+                try:  # YAML 1.1 reads 1e-3 (no dot) as a string: take it as the number it is
+                    values[f.name] = value = float(value)
+                except ValueError:
+                    pass
             if base == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise ConfigError(f"{where}: {value!r} is not a number; expected a number")
             if base == "bool" and not isinstance(value, bool):

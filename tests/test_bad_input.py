@@ -112,6 +112,12 @@ def test_run_config_value_of_the_wrong_type_names_file_and_key(tmp_path, capsys)
     assert main(["train", "--config", str(config), "--out", str(out)]) == 2
     assert f"{config}: model.dropout: 'lots' is not a number" in error_line(capsys.readouterr().err, "train")
     assert not out.exists()
+    # YAML 1.1 reads 1e-3 as a string; it is the number it looks like, so the check passes
+    # and the run stops later, at the dataset that does not exist.
+    config.write_text("dataset: no-such-ds\nmodel:\n  preset: default\n  learning_rate: 1e-3\n")
+    assert main(["train", "--config", str(config), "--out", str(out)]) == 2
+    line = error_line(capsys.readouterr().err, "train")
+    assert "learning_rate" not in line and "no-such-ds" in line
 
 
 # -- 2. a --photos folder that does not exist ---------------------------------------------
