@@ -35,7 +35,8 @@ from faces_keras.models.presets import ModelConfig, build_model
 from faces_keras.tuning.hypermodels import (ORIGINAL_DEFAULTS, describe_space, get_space,
                                             hypermodel_for, model_config_from_values, original_parameter_count)
 from faces_keras.tuning.search import (BEST_JSON, BEST_RUN, CONFIG_FILE, SUMMARY_CSV, SUMMARY_MD, TRIAL_RECORD,
-                                       AtomicHyperbandOracle, FacesHyperband, TuneConfig, WatchedHyperbandOracle,
+                                       AtomicHyperbandOracle, FacesHyperband, Heartbeat, TuneConfig,
+                                       WatchedHyperbandOracle,
                                        add_tune_arguments,
                                        config_from_args, hyperband_plan, keras_metric_name,
                                        mean_tuned_f1, run_search)
@@ -245,6 +246,31 @@ def test_chief_gives_up_a_silent_worker_and_its_trial_goes_to_another(tmp_path, 
         oracle.end_trial(finished)
     assert oracle.end_order.count(lost.trial_id) == 1 and oracle.trials[lost.trial_id].score == 0.4
     assert "tuner0" not in oracle.ongoing_trials
+    # A worker that dies while it waits for others' trials is given up too, or the chief would wait for it.
+    oracle.tuner_ids.add("tuner2")
+    oracle._last_seen["tuner2"] = time.monotonic() - 6
+    with caplog.at_level("WARNING", logger="faces_keras.tuning.search"):
+        assert oracle.give_up_silent_workers() == []
+    assert "tuner2" not in oracle.tuner_ids and "worker tuner2 silent for 6 s" in caplog.text
+
+
+def test_a_worker_heartbeat_reports_its_trial_until_the_trial_ends():
+    calls = []
+
+    class Chief:
+        def update_trial(self, trial_id, metrics, step=0):
+            calls.append((trial_id, metrics, step))
+            if len(calls) == 2:
+                raise ConnectionError("the chief is busy")  # a failed beat does not stop the next ones
+
+    with Heartbeat(Chief(), "0007", every=0.05):
+        time.sleep(0.5)
+    count = len(calls)
+    assert count >= 4 and all(call == ("0007", {}, 0) for call in calls)
+    time.sleep(0.2)
+    assert len(calls) == count
+    assert TuneConfig(dataset="d", worker_timeout=10).heartbeat_seconds == 2.5
+    assert TuneConfig(dataset="d").heartbeat_seconds == 10
 
 
 # -- objectives --------------------------------------------------------------------------------

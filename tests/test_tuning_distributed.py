@@ -7,8 +7,10 @@ the search directory. Every process is bounded by a timeout and killed in
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +26,7 @@ from faces_keras.tuning.search import SUMMARY_CSV, TRIAL_RECORD, hyperband_plan,
 ROOT = Path(__file__).resolve().parents[1]
 LOCALHOST = "127.0.0.1"
 TIMEOUT_SECONDS = 600
+WORKER_TIMEOUT = 10  # seconds of silence before the chief gives a worker up
 
 pytest.importorskip("grpc", reason="keras-tuner's distributed mode needs grpcio (extra: distributed)")
 
@@ -115,3 +118,70 @@ def test_chief_and_two_workers_finish_one_search_together(tmp_path, grids120):
     assert set(summary["worker"]) == {"tuner0", "tuner1"}
     # Hyperparameters in the space's order, though trials came back over gRPC grouped by type.
     assert list(summary.columns[-5:]) == ["blocks", "filters", "dense", "dropout", "learning_rate"]
+
+
+def ongoing(project: Path) -> dict[str, str]:
+    """The chief's ``oracle.json``: worker id -> the trial it runs (written atomically at every change)."""
+    try:
+        return json.loads((project / "oracle.json").read_text())["ongoing_trials"]
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def test_a_killed_worker_is_given_up_and_its_trial_finished_by_the_other(tmp_path, grids120):
+    searches = tmp_path / "searches"
+    project = searches / "dead"
+    common = [str(grids120), "--out", str(searches), "--project", "dead", "--max-epochs", "2", "--factor", "2",
+              "--batch-size", "64", "--patience", "2", "--retrain-epochs", "0", "--worker-timeout",
+              str(WORKER_TIMEOUT), "--oracle-ip", LOCALHOST, "--oracle-port", str(free_port())]
+    logs = {name: tmp_path / f"{name}.log" for name in ("tuner0", "tuner1", "chief")}
+    processes: dict[str, subprocess.Popen] = {}
+    started = time.time()
+    deadline = started + 240
+    try:
+        for worker in ("tuner0", "tuner1"):
+            processes[worker] = launch(["--worker", worker], common, logs[worker])
+        processes["chief"] = launch(["--chief"], common, logs["chief"])
+        # Kill tuner1 while it runs a trial: the chief has given it one and it is building or training.
+        while "tuner1" not in ongoing(project):
+            assert time.time() < deadline, "tuner1 never got a trial:\n" + logs["tuner1"].read_text()[-3000:]
+            assert processes["tuner1"].poll() is None, logs["tuner1"].read_text()[-3000:]
+            time.sleep(0.1)
+        time.sleep(1.5)  # a trial here takes 5 s or more: tuner1 has built its model and is training
+        processes["tuner1"].send_signal(signal.SIGKILL)
+        processes["tuner1"].wait(timeout=30)
+        killed_at = time.time()
+        time.sleep(0.5)  # an answer the chief was writing when tuner1 died
+        lost = ongoing(project).get("tuner1")
+        assert lost, "tuner1 finished its trial before the kill; nothing to move"
+        for name in ("chief", "tuner0"):
+            try:
+                processes[name].wait(timeout=max(1.0, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"{name} still waits {time.time() - killed_at:.0f} s after tuner1 died:\n"
+                            + logs[name].read_text()[-3000:])
+            assert processes[name].returncode == 0, f"{name} failed:\n{logs[name].read_text()[-3000:]}"
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+
+    # Every trial of the plan completed exactly once; nothing is left running.
+    oracle = read_json(project / "oracle.json")
+    states = {s["trial_id"]: s for s in map(read_json, project.glob("trial_*/trial.json"))}
+    assert len(states) == hyperband_plan(2, 2)["trials"] == 5
+    assert all(s["status"] == "COMPLETED" and s["score"] is not None for s in states.values())
+    assert sorted(oracle["end_order"]) == sorted(set(oracle["end_order"])) == sorted(states)
+    assert oracle["ongoing_trials"] == {} and oracle["retry_queue"] == []
+    # The chief named the dead worker and the trial that moved; tuner0 ran it.
+    chief_log = logs["chief"].read_text()
+    assert re.search(rf"WARNING: worker tuner1 silent for \d+ s \(worker timeout {WORKER_TIMEOUT} s\): given up for "
+                     rf"dead; trial {lost} goes back to the queue for another worker", chief_log), chief_log[-3000:]
+    assert "worker tuner0" not in chief_log  # its heartbeats kept it alive through every trial
+    runs = read_json(project / f"trial_{lost}" / TRIAL_RECORD)["runs"]
+    assert [(r["worker"], r["status"]) for r in runs] == [("tuner1", "lost"), ("tuner0", "completed")]
+    line = re.search(r"ran trial\(s\) ([0-9, ]+) in", logs["tuner0"].read_text())
+    assert line and lost in line.group(1).replace(" ", "").split(",")
+    summary = pd.read_csv(project / SUMMARY_CSV, dtype={"trial_id": str}).set_index("trial_id")
+    assert summary.loc[lost, "attempts"] == 2 and summary.loc[lost, "worker"] == "tuner0"

@@ -21,6 +21,19 @@ objective, Hyperband sizes, seed) must match the saved ones on resume.
 Distributed search uses keras-tuner's chief/worker mode: the chief serves the
 oracle over gRPC and runs no trials; each worker asks it for trials and
 writes checkpoints into the shared search directory. See docs/tuning.md.
+
+A dead worker does not hang the search: while a worker runs a trial it sends
+the chief a heartbeat several times per ``worker_timeout`` (``--worker-timeout``;
+give every process the same value). The chief gives up a worker silent for
+longer, logs which worker and which trial, and sends the trial back to the
+queue, where the next worker that asks takes it; the chief ends when the
+trials are done. A worker restarted with the same id gets its old trial again
+if the chief has not given it up yet, a new one (or "the search is over")
+otherwise; the chief logs either case.
+
+One writer: a single process or the chief holds the search directory's lock
+(:func:`faces_keras.locking.folder_lock`) for the whole search; a second one is
+refused at once (``FolderLockedError``). Workers share the directory by design.
 """
 
 from __future__ import annotations
@@ -402,8 +415,12 @@ class WatchedHyperbandOracle(AtomicHyperbandOracle):
             self._retry_queue.append(trial.trial_id)
             moved.append(trial.trial_id)
             self.save()
-            append_trial_record(Path(self._get_trial_dir(trial.trial_id)), {
-                "worker": tuner_id, "status": "lost", "given_up": time.time(), "silent_seconds": round(silent, 1)})
+            try:  # (kt.synchronized does not release its lock when the call raises)
+                append_trial_record(Path(self._get_trial_dir(trial.trial_id)), {
+                    "worker": tuner_id, "status": "lost", "given_up": time.time(),
+                    "silent_seconds": round(silent, 1)})
+            except (OSError, ValueError) as exc:
+                log.warning("could not record the lost attempt of trial %s: %s", trial.trial_id, exc)
             log.warning("worker %s silent for %.0f s (worker timeout %g s): given up for dead; "
                         "trial %s goes back to the queue for another worker", tuner_id, silent,
                         self.worker_timeout, trial.trial_id)
