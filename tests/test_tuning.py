@@ -215,7 +215,7 @@ def test_chief_gives_up_a_silent_worker_and_its_trial_goes_to_another(tmp_path, 
     with caplog.at_level("WARNING", logger="faces_keras.tuning.search"):
         assert oracle.give_up_silent_workers() == [lost.trial_id]
         assert oracle.give_up_silent_workers() == []
-    assert f"worker tuner1 silent for 6 s (worker timeout 5 s): given up for dead; trial {lost.trial_id} goes " \
+    assert f"worker tuner1 silent for 6.0 s (worker timeout 5 s): given up for dead; trial {lost.trial_id} goes " \
            "back to the queue" in caplog.text
     assert "tuner1" not in oracle.ongoing_trials and "tuner1" not in oracle.tuner_ids
     assert read_json(tmp_path / "p" / "oracle.json")["ongoing_trials"] == {"tuner0": kept.trial_id}
@@ -251,7 +251,7 @@ def test_chief_gives_up_a_silent_worker_and_its_trial_goes_to_another(tmp_path, 
     oracle._last_seen["tuner2"] = time.monotonic() - 6
     with caplog.at_level("WARNING", logger="faces_keras.tuning.search"):
         assert oracle.give_up_silent_workers() == []
-    assert "tuner2" not in oracle.tuner_ids and "worker tuner2 silent for 6 s" in caplog.text
+    assert "tuner2" not in oracle.tuner_ids and "worker tuner2 silent for 6.0 s" in caplog.text
 
 
 def test_a_worker_heartbeat_reports_its_trial_until_the_trial_ends():

@@ -176,7 +176,7 @@ def test_a_killed_worker_is_given_up_and_its_trial_finished_by_the_other(tmp_pat
     assert oracle["ongoing_trials"] == {} and oracle["retry_queue"] == []
     # The chief named the dead worker and the trial that moved; tuner0 ran it.
     chief_log = logs["chief"].read_text()
-    assert re.search(rf"WARNING: worker tuner1 silent for \d+ s \(worker timeout {WORKER_TIMEOUT} s\): given up for "
+    assert re.search(rf"WARNING: worker tuner1 silent for [0-9.]+ s \(worker timeout {WORKER_TIMEOUT} s\): given up for "
                      rf"dead; trial {lost} goes back to the queue for another worker", chief_log), chief_log[-3000:]
     assert "worker tuner0" not in chief_log  # its heartbeats kept it alive through every trial
     runs = read_json(project / f"trial_{lost}" / TRIAL_RECORD)["runs"]

@@ -409,7 +409,7 @@ class WatchedHyperbandOracle(AtomicHyperbandOracle):
             self._given_up[tuner_id] = now
             trial = self.ongoing_trials.pop(tuner_id, None)
             if trial is None:
-                log.warning("worker %s silent for %.0f s (worker timeout %g s): given up for dead; "
+                log.warning("worker %s silent for %.1f s (worker timeout %g s): given up for dead; "
                             "it was running no trial", tuner_id, silent, self.worker_timeout)
                 continue
             self._retry_queue.append(trial.trial_id)
@@ -421,7 +421,7 @@ class WatchedHyperbandOracle(AtomicHyperbandOracle):
                     "silent_seconds": round(silent, 1)})
             except (OSError, ValueError) as exc:
                 log.warning("could not record the lost attempt of trial %s: %s", trial.trial_id, exc)
-            log.warning("worker %s silent for %.0f s (worker timeout %g s): given up for dead; "
+            log.warning("worker %s silent for %.1f s (worker timeout %g s): given up for dead; "
                         "trial %s goes back to the queue for another worker", tuner_id, silent,
                         self.worker_timeout, trial.trial_id)
         return moved
