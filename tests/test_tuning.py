@@ -582,3 +582,30 @@ def test_killed_search_process_resumes_where_it_stopped(tmp_path, grids_dataset)
     assert rerun | {s["trial_id"] for s in finished.values()} == {s["trial_id"] for s in after.values()}
     oracle = read_json(oracle_file)
     assert len(oracle["end_order"]) == len(set(oracle["end_order"])) == 5
+
+
+def test_trial_checkpoints_are_written_under_a_temporary_name_and_renamed(tmp_path, monkeypatch):
+    import keras
+    import keras_tuner as kt
+    from keras_tuner.src.engine import tuner_utils
+
+    from faces_keras.tuning.search import _atomic_trial_checkpoints
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    target = tmp_path / "checkpoint.weights.h5"
+    with _atomic_trial_checkpoints():
+        saver = tuner_utils.SaveBestEpoch(kt.Objective("val_loss", "min"), str(target))
+    saver.set_model(model)
+    saver.on_epoch_end(0, {"val_loss": 1.0})
+    assert target.is_file() and [p.name for p in tmp_path.iterdir()] == [target.name]
+    before = target.read_bytes()
+
+    def killed_mid_save(self, filepath, *args, **kwargs):
+        Path(filepath).write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.Model, "save_weights", killed_mid_save)
+    with pytest.raises(KeyboardInterrupt):
+        saver.on_epoch_end(1, {"val_loss": 0.5})
+    assert target.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [target.name]
+    assert tuner_utils.SaveBestEpoch is not type(saver)  # the name is restored after the trial

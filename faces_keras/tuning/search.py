@@ -325,6 +325,33 @@ class AtomicHyperbandOracle(kt.oracles.HyperbandOracle):
 
 # -- dead workers -------------------------------------------------------------------------------
 #
+# keras-tuner 1.4.8 override: trial checkpoints written atomically. Tuner.run_trial builds
+# tuner_utils.SaveBestEpoch, which saves the best epoch's weights in place, so a kill
+# during the save leaves a broken checkpoint.weights.h5 that a continuing Hyperband
+# trial would load. There is no public hook for the callback, so for the duration of
+# one run_trial the name points at a subclass that saves beside the file and renames.
+@contextlib.contextmanager
+def _atomic_trial_checkpoints() -> Iterator[None]:
+    from keras_tuner.src.engine import tuner_utils
+
+    class AtomicSaveBestEpoch(tuner_utils.SaveBestEpoch):
+        def _save_model(self):
+            final = Path(self.filepath)
+            tmp = final.with_name(f".{final.name.split('.')[0]}.{os.getpid()}.tmp.weights.h5")
+            try:
+                self.model.save_weights(str(tmp))
+                os.replace(tmp, final)
+            finally:
+                tmp.unlink(missing_ok=True)
+
+    original = tuner_utils.SaveBestEpoch
+    tuner_utils.SaveBestEpoch = AtomicSaveBestEpoch
+    try:
+        yield
+    finally:
+        tuner_utils.SaveBestEpoch = original
+
+
 # keras-tuner 1.4.8 override: WatchedHyperbandOracle (the chief) and Heartbeat (the workers).
 #
 # Why: keras-tuner's chief notices nothing. A worker killed mid-trial keeps its trial in
@@ -538,6 +565,10 @@ class FacesHyperband(kt.Hyperband):
             self.oracle.create_trial = create_trial_or_wait
 
     def run_trial(self, trial, *args, **kwargs):
+        with _atomic_trial_checkpoints():
+            return self._run_trial(trial, *args, **kwargs)
+
+    def _run_trial(self, trial, *args, **kwargs):
         keras.utils.set_random_seed(self.search_seed * 10007 + int(trial.trial_id))
         record = {"worker": self.tuner_id, "host": socket.gethostname(), "pid": os.getpid(),
                   "started": time.time(), "status": "error", "epochs_run": 0}
