@@ -101,7 +101,8 @@ def main() -> int:
         f"({len(scores['scratch'][labels[0]])} runs each); the grid faces' test split has few hats and "
         "glasses, so those columns move most between seeds.\n\n" + table + "\n\n"
         f"The CelebA backbone's own run: test F1 {celeba_f1} "
-        f"({celeba_metrics.get('train_seconds', 0):.0f} s, {celeba_metrics.get('train_faces')} training faces).\n\n"
+        f"({celeba_metrics.get('train_seconds', 0):.0f} s, {celeba_metrics.get('train_faces')} training faces; "
+        "trained once, and not counted in the transfer row's seconds).\n\n"
         f"Command: `python benchmarks/bench_transfer.py --work {args.work} --seeds "
         f"{','.join(map(str, args.seeds))}` on {os.cpu_count()} CPUs ({time.time() - started:.0f} s this "
         "invocation; runs found in --work were reused).\n")
