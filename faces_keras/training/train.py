@@ -25,7 +25,7 @@ from faces_keras.models.heads import (Head, class_balance_weights, fit_targets, 
                                      standardise_heads)
 from faces_keras.models.presets import ModelConfig, build_model, compile_model
 from faces_keras.training.rundir import (BEST, BEST_RECORD, CONFIG, LAST, MANIFEST, MODEL, SCHEMA, STATE,
-                                         RunDir)
+                                         RunDir, load_keras_model)
 
 log = logging.getLogger(__name__)
 
@@ -412,14 +412,10 @@ def resume(run_dir: str | Path) -> RunDir:
 
 def _loads(path: Path) -> str | None:
     """None if the Keras model file at ``path`` loads, else why not."""
-    import keras
-
-    import faces_keras.models.heads  # noqa: F401  (registers the custom losses and metrics)
-
     try:
-        keras.saving.load_model(path)
-    except Exception as exc:  # any failure to load means the file cannot be used
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        load_keras_model(path)
+    except RunError as exc:
+        return str(exc)
     return None
 
 
@@ -487,8 +483,6 @@ def _trim_history(path: Path, last_epoch: int) -> None:
 
 def _fit(config: TrainConfig, run: RunDir, resume_state: dict | None,
          extra_callbacks: list | None = None) -> RunDir:
-    import keras
-
     from faces_keras.backend import describe_device, set_precision, set_seed
 
     set_seed(config.seed)
@@ -512,9 +506,7 @@ def _fit(config: TrainConfig, run: RunDir, resume_state: dict | None,
 
     initial_epoch = 0
     if resume_state is not None:
-        import faces_keras.models.heads  # noqa: F401
-
-        model = keras.saving.load_model(run.checkpoints / LAST)
+        model = load_keras_model(run.checkpoints / LAST)
         initial_epoch = int(resume_state["epoch"]) + 1
         log.info("resuming %s at epoch %d of %d", run.path, initial_epoch + 1, config.epochs)
     else:
@@ -552,7 +544,7 @@ def _fit(config: TrainConfig, run: RunDir, resume_state: dict | None,
     train_seconds = time.time() - started
     best = run.checkpoints / BEST
     if best.is_file():
-        model = keras.saving.load_model(best)
+        model = load_keras_model(best)
     else:
         log.warning("%s: no best checkpoint; the model is the last good weights", run.path)
     with atomic_path(run / MODEL) as tmp:

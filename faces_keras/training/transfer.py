@@ -21,7 +21,7 @@ import logging
 from pathlib import Path
 
 from faces_keras.errors import RunError
-from faces_keras.training.rundir import CONFIG, MODEL
+from faces_keras.training.rundir import CONFIG, MODEL, load_keras_model
 
 log = logging.getLogger(__name__)
 
@@ -79,16 +79,11 @@ def load_backbone(model, source: str | Path) -> int:
         RunError: the source cannot be read, or its backbone does not fit
             (the message names the first layer that differs).
     """
-    import keras
-
-    import faces_keras.models.heads  # noqa: F401  (registers the custom losses and metrics)
-
     path = source_model_path(source)
     try:
-        donor = keras.saving.load_model(path, compile=False)
-    except Exception as exc:  # any failure to load means the file cannot be used
-        raise RunError(f"--init-from {path}: not a loadable Keras model ({type(exc).__name__}: "
-                       f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+        donor = load_keras_model(path, compile=False)
+    except RunError as exc:
+        raise RunError(f"--init-from: {exc}") from None
     theirs, ours = backbone_layers(donor), backbone_layers(model)
     if len(theirs) != len(ours):
         raise RunError(f"--init-from {path}: its backbone has {len(theirs)} layers with weights, the new "
