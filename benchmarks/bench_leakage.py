@@ -61,29 +61,26 @@ def base_dataset(args, work: Path) -> Path:
     return prepare_dataset(load_schema("grids"), DATA / "grids" / "faces-labels.csv", work / "base")
 
 
-def variant(images, faces, split, schema, out: Path, augment_rows) -> Path:
-    """A dataset folder with the given split column; ``augment_rows`` says which rows get augmented."""
-    from faces_keras.data.augment import augment_offline
-    from faces_keras.data.store import write_dataset
-
-    faces = faces.assign(split=split).reset_index(drop=True)
-    keep = ~augment_rows
-    aug_images, aug_sources, aug_ops = augment_offline(images[augment_rows],
-                                                       np.flatnonzero(augment_rows), ORIGINAL_AUGMENTATIONS)
-    rows = faces.iloc[aug_sources].reset_index(drop=True).assign(augmentation=aug_ops)
-    rows["id"] = [f"{i}~{op}" for i, op in zip(rows["id"], aug_ops)]
-    all_images = np.concatenate([aug_images, images[keep]])
-    all_faces = faces[keep].reset_index(drop=True)
+def augmented(images, faces, augment_rows):
+    """The faces with the source project's offline augmentations of ``augment_rows`` in place of those rows."""
     import pandas as pd
 
-    all_faces = pd.concat([rows, all_faces], ignore_index=True)
-    columns = [c for c in all_faces.columns if c != "index"]
-    return write_dataset(out, all_images, all_faces[columns], schema, {"benchmark": "leakage"}, overwrite=True)
+    from faces_keras.data.augment import augment_offline
+
+    faces = faces.reset_index(drop=True)
+    aug_images, aug_rows, aug_ops = augment_offline(images[augment_rows], np.flatnonzero(augment_rows),
+                                                    ORIGINAL_AUGMENTATIONS)
+    rows = faces.iloc[aug_rows].reset_index(drop=True).assign(augmentation=aug_ops)
+    rows["id"] = [f"{i}~{op}" for i, op in zip(rows["id"], aug_ops)]
+    keep = ~augment_rows
+    frame = pd.concat([rows, faces[keep]], ignore_index=True)
+    return np.concatenate([aug_images, images[keep]]), frame[[c for c in frame.columns if c != "index"]]
 
 
-def leaky_split(faces, rng, augmented_images: bool) -> np.ndarray:
-    """The source project's random split: it was made over augmented images, so it is per image."""
-    return rng.choice(["train", "val", "test"], size=len(faces), p=[0.6, 0.2, 0.2])
+def write(images, faces, schema, out: Path) -> Path:
+    from faces_keras.data.store import write_dataset
+
+    return write_dataset(out, images, faces, schema, {"benchmark": "leakage"}, overwrite=True)
 
 
 def test_f1(run, names, tune_on: str) -> dict[str, float]:
@@ -117,22 +114,16 @@ def run_task(args) -> list[dict]:
         twins = []
         for seed in args.seeds:
             rng = np.random.default_rng(seed)
-            # Leaky: augment everything, then split the images at random.
-            leaky_dir = variant(images, faces, faces["split"].to_numpy(), schema, work / f"leaky-{seed}",
-                                np.ones(len(faces), bool))
-            leaky = Dataset.load(leaky_dir)
-            split = leaky_split(leaky.faces, rng, True)
-            frame = leaky.faces.drop(columns=["index"]).assign(split=split)
-            from faces_keras.data.store import write_dataset
-
-            leaky_dir = write_dataset(work / f"leaky-split-{seed}", leaky.images, frame, schema,
-                                      {"benchmark": "leakage"}, overwrite=True)
-            train_sources = set(frame.loc[frame["split"] == "train", "source_id"])
-            test_sources = frame.loc[frame["split"] == "test", "source_id"]
+            # Leaky: augment everything, then split the images at random (0.6/0.2/0.2), as the source did.
+            leaky_images, leaky_faces = augmented(images, faces, np.ones(len(faces), bool))
+            leaky_faces["split"] = rng.choice(["train", "val", "test"], size=len(leaky_faces), p=[0.6, 0.2, 0.2])
+            leaky_dir = write(leaky_images, leaky_faces, schema, work / f"leaky-{seed}")
+            train_sources = set(leaky_faces.loc[leaky_faces["split"] == "train", "source_id"])
+            test_sources = leaky_faces.loc[leaky_faces["split"] == "test", "source_id"]
             twins.append(float(np.mean([s in train_sources for s in test_sources])))
             # Honest: the dataset's own split by source face; augment the training split only.
-            honest_dir = variant(images, faces, faces["split"].to_numpy(), schema, work / f"honest-{seed}",
-                                 (faces["split"] == "train").to_numpy())
+            honest_dir = write(*augmented(images, faces, (faces["split"] == "train").to_numpy()), schema,
+                               work / f"honest-{seed}")
             for protocol, folder, tune_on in (("leaky", leaky_dir, "test"), ("honest", honest_dir, "val")):
                 config = TrainConfig(dataset=str(folder), model=ModelConfig(preset=args.preset), epochs=args.epochs,
                                      seed=seed, patience=args.epochs, max_train=args.max_train, verbose=0)
