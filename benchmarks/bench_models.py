@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from faces_keras.models.saving import load_run_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -57,7 +58,7 @@ def train_one(args) -> dict:
         batch_size=64, seed=args.seed, max_train=args.max_train, verbose=2,
     )
     run = train(config, Path(args.runs) / preset, overwrite=True)
-    model = run.load_model()
+    model = load_run_model(run)
     history = [line.split(",") for line in (run / "history.csv").read_text().splitlines()]
     header, rows = history[0], history[1:]
     speed = [float(r[header.index("images_per_second")]) for r in rows]

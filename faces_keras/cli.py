@@ -482,7 +482,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 @command("thresholds")
 def cmd_thresholds(args: argparse.Namespace) -> int:
     from faces_keras.training.evaluate import evaluate_run
-    from faces_keras.training.rundir import RunDir
+    from faces_keras.rundir import RunDir
 
     run = RunDir(args.run)
     if args.repredict:

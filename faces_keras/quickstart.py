@@ -13,7 +13,7 @@ from pathlib import Path
 from faces_keras.data.prepare import PrepareConfig, prepare_dataset
 from faces_keras.labels import load_schema
 from faces_keras.models.presets import ModelConfig
-from faces_keras.training.rundir import RunDir
+from faces_keras.rundir import RunDir
 from faces_keras.training.train import TrainConfig, train
 
 log = logging.getLogger(__name__)

@@ -20,6 +20,7 @@ import pytest
 from faces_keras.cli import main
 from faces_keras.io import read_json
 from faces_keras.locking import folder_lock, lock_paths
+from faces_keras.models.saving import load_run_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--filters", "8", "--blocks", "2", "--no-augmentation", "--batch-size", "64", "--max-train", "96"]
@@ -169,10 +170,10 @@ def test_report_and_thresholds_refuse_predictions_of_another_model(tmp_path, gri
 
     run = tmp_path / "run"
     assert main(["train", str(grids_dataset), "--out", str(run), "--epochs", "1", *TINY]) == 0
-    from faces_keras.training.rundir import RunDir
+    from faces_keras.rundir import RunDir
 
     before = RunDir(run).load_predictions()["test/labels"]
-    model = RunDir(run).load_model()
+    model = load_run_model(run)
     model.set_weights([w + np.float32(0.05) for w in model.get_weights()])
     model.save(run / "model.keras")  # replaced by hand after predictions.npz was written
     capsys.readouterr()

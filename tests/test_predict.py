@@ -11,6 +11,7 @@ from faces_keras.errors import RunError
 from faces_keras.inference.predict import Predictor, predict_photos
 from faces_keras.io import read_json
 from faces_keras.training.train import TrainConfig, train
+from faces_keras.models.saving import load_run_model
 from tests.conftest import tiny_model
 
 
@@ -42,7 +43,7 @@ def test_group_photo_gets_six_boxes_and_predictions(run, data_dir, tmp_path, cap
 def test_predictions_use_the_runs_thresholds(run, data_dir):
     predictor = Predictor(run.path)
     faces = np.load(read_json(run / "manifest.json")["path"] + "/images.npy")[:20]
-    probs = run.load_model().predict(faces.astype("float32"), verbose=0)
+    probs = load_run_model(run).predict(faces.astype("float32"), verbose=0)
     decoded = predictor.predict_faces(faces)
     names = run.schema().label_names
     for i, (labels, _) in enumerate(decoded):

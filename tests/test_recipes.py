@@ -11,8 +11,9 @@ import pytest
 from faces_keras.cli import main
 from faces_keras.io import read_json
 from faces_keras.models.heads import Head, MaskedBinaryCrossentropy, MaskedSparseCategoricalCrossentropy
-from faces_keras.training.rundir import RunDir
+from faces_keras.rundir import RunDir
 from faces_keras.training.train import TrainConfig, learning_rate, predict_heads
+from faces_keras.models.saving import load_run_model
 from tests.conftest import tiny_model
 
 TINY = ["--filters", "8", "--blocks", "2", "--no-augmentation", "--batch-size", "32", "--max-train", "64"]
@@ -79,7 +80,7 @@ def test_ema_run_validates_and_keeps_the_averaged_weights(tmp_path, grids_datase
     raw = [np.asarray(v) for v in last.trainable_variables]
     assert any(not np.allclose(a, r) for a, r in zip(averages, raw))  # the average is not the weights
     assert read_json(run / "checkpoints" / "best.json")["epoch"] == 0
-    kept = [np.asarray(v) for v in RunDir(run).load_model().trainable_variables]
+    kept = [np.asarray(v) for v in load_run_model(run).trainable_variables]
     assert all(np.allclose(k, a, atol=1e-6) for k, a in zip(kept, averages))
 
 
@@ -97,7 +98,7 @@ def test_init_from_loads_the_backbone_and_rebuilds_the_heads(tmp_path, grids_dat
                  "--no-augmentation", "--batch-size", "32", "--max-train", "64"]) == 0
     config = RunDir(target).read_config()
     assert config["model"]["preset"] == "default" and config["model"]["filters"] == 8  # the source's architecture
-    donor, model = RunDir(source).load_model(), RunDir(target).load_model()
+    donor, model = load_run_model(source), load_run_model(target)
     assert model.output_shape == (None, 1) and donor.output_shape[-1] == 5
     # The second epoch trained everything (last.keras), from the donor's backbone.
     last = keras.saving.load_model(target / "checkpoints" / "last.keras")
@@ -120,7 +121,7 @@ def test_init_from_with_frozen_backbone_keeps_the_donor_weights(tmp_path, grids_
     schema = Dataset.load(grids_dataset).schema.select(["hat"])
     model = build_model(plan_heads(schema), (64, 64, 1), tiny_model())
     assert load_backbone(model, source) == len(backbone_layers(model))
-    donor = RunDir(source).load_model()
+    donor = load_run_model(source)
     for ours, theirs in zip(backbone_layers(model), backbone_layers(donor)):
         assert all(np.array_equal(a, b) for a, b in zip(ours.get_weights(), theirs.get_weights()))
     assert set_backbone_trainable(model, False) and not set_backbone_trainable(model, False)

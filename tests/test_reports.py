@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from faces_keras.reports.report import load_report_data, write_predictions_csv
-from faces_keras.training.rundir import RunDir
+from faces_keras.rundir import RunDir
 from tests.conftest import tiny_model
 
 ESCAPE = "\x1b["

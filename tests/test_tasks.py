@@ -281,7 +281,7 @@ def test_fer_multiclass_metrics_and_confusion_matrices(tmp_path, fer_tiny):
     from faces_keras.data.store import Dataset
     from faces_keras.io import read_json
     from faces_keras.training.callbacks import confusion_callbacks
-    from faces_keras.training.rundir import RunDir
+    from faces_keras.rundir import RunDir
 
     dataset = Dataset.load(fer_tiny)
     counts = dataset.faces["split"].value_counts()

@@ -510,7 +510,7 @@ def test_cli_thresholds_objective_per_label_is_recorded(tmp_path):
     """`thresholds RUN --label-objective` on a hand-built run directory: no training needed."""
     from faces_keras.cli import main
     from faces_keras.labels import load_schema
-    from faces_keras.training.rundir import RunDir
+    from faces_keras.rundir import RunDir
 
     run = RunDir(tmp_path / "run")
     run.path.mkdir()

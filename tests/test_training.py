@@ -9,8 +9,9 @@ import yaml
 from faces_keras.data.store import Dataset
 from faces_keras.errors import RunError
 from faces_keras.io import read_json
-from faces_keras.training.rundir import RunDir
+from faces_keras.rundir import RunDir
 from faces_keras.training.train import TrainConfig, TrainingData, predict_heads, resume, train
+from faces_keras.models.saving import load_run_model
 from tests.conftest import tiny_model
 
 
@@ -28,7 +29,7 @@ def test_run_directory_is_complete_and_reloads(grids_run, grids_dataset):
     config = yaml.safe_load((grids_run / "config.yaml").read_text())
     assert config["model"]["preset"] == "default" and config["environment"]["backend"]
     assert read_json(grids_run / "manifest.json")["images_sha256"] == Dataset.load(grids_dataset).manifest["images_sha256"]
-    model = grids_run.load_model()
+    model = load_run_model(grids_run)
     data = TrainingData.load(Dataset.load(grids_dataset))
     again = predict_heads(model, data.x["test"], data.heads)["labels"]
     stored = grids_run.load_predictions()

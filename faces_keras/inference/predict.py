@@ -19,8 +19,9 @@ import numpy as np
 from faces_keras.data.images import read_image, to_face
 from faces_keras.errors import FacesKerasError, ImageError, RunError
 from faces_keras.io import atomic_path, atomic_write_text, write_json
-from faces_keras.models.heads import plan_heads
-from faces_keras.training.rundir import THRESHOLDS, RunDir
+from faces_keras.labels.heads import plan_heads
+from faces_keras.models.saving import load_run_model
+from faces_keras.rundir import THRESHOLDS, RunDir
 
 log = logging.getLogger(__name__)
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -82,7 +83,7 @@ class Predictor:
 
     def __init__(self, run_dir: str | Path):
         self.run = RunDir(run_dir)
-        self.model = self.run.load_model()
+        self.model = load_run_model(self.run)
         self.schema = self.run.schema()
         self.heads = plan_heads(self.schema)
         settings = self.run.manifest().get("settings", {})

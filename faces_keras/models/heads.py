@@ -23,75 +23,11 @@ import numpy as np
 import pandas as pd
 from keras import ops
 
+from faces_keras.labels.heads import (BINARY_HEAD, Head, fit_targets, make_targets, plan_heads,  # noqa: F401
+                                     standardise_heads)
 from faces_keras.labels.schema import Schema
 
-BINARY_HEAD = "labels"
 _EPS = 1e-7
-
-
-@dataclass(frozen=True)
-class Head:
-    name: str
-    kind: str  # binary | multiclass | regression
-    labels: tuple[str, ...]
-    units: int
-    # Regression heads: the training targets' mean and standard deviation. The
-    # head predicts in standardised units and rescales to the label's own (e.g.
-    # years), so its loss is on the scale of a cross-entropy instead of
-    # swamping the other heads' gradients.
-    center: float = 0.0
-    scale: float = 1.0
-
-    @property
-    def activation(self) -> str:
-        return {"binary": "sigmoid", "multiclass": "softmax", "regression": "linear"}[self.kind]
-
-
-def plan_heads(schema: Schema) -> list[Head]:
-    heads = []
-    binary = [label.name for label in schema.labels if label.kind == "binary"]
-    if binary:
-        heads.append(Head(BINARY_HEAD, "binary", tuple(binary), len(binary)))
-    for label in schema.labels:
-        if label.kind == "multiclass":
-            heads.append(Head(label.name, "multiclass", (label.name,), label.num_classes))
-        elif label.kind == "regression":
-            heads.append(Head(label.name, "regression", (label.name,), 1))
-    return heads
-
-
-def make_targets(frame: pd.DataFrame, heads: list[Head]) -> dict[str, np.ndarray]:
-    """Encoded labels of ``frame`` as one array per head (missing stays -1 / NaN)."""
-    out = {}
-    for head in heads:
-        if head.kind == "binary":
-            out[head.name] = frame[list(head.labels)].to_numpy(dtype="float32")
-        elif head.kind == "multiclass":
-            out[head.name] = frame[head.labels[0]].to_numpy(dtype="int32")
-        else:
-            out[head.name] = frame[head.labels[0]].to_numpy(dtype="float32")[:, None]
-    return out
-
-
-def standardise_heads(heads: list[Head], train_targets: dict[str, np.ndarray]) -> list[Head]:
-    """``heads`` with each regression head's center/scale set from its labelled training targets."""
-    from dataclasses import replace
-
-    out = []
-    for head in heads:
-        if head.kind == "regression":
-            values = train_targets[head.name]
-            values = values[~np.isnan(values)]
-            if len(values):
-                std = float(np.std(values))
-                head = replace(head, center=float(np.mean(values)), scale=std if std > 0 else 1.0)
-        out.append(head)
-    return out
-
-
-def fit_targets(targets: dict[str, np.ndarray], heads: list[Head]):
-    """What ``model.fit`` takes: the array itself for one head, else the dict."""
-    return targets[heads[0].name] if len(heads) == 1 else targets
 
 
 def _scale_to_labelled(per_sample: "keras.KerasTensor", mask_count):

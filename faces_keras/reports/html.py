@@ -34,7 +34,7 @@ from faces_keras.io import atomic_write_text
 from faces_keras.reports.report import (DEFAULT_PER_CLASS, LabelResult, ReportData,
                                         binary_confusion, load_report_data, metrics_tables,
                                         report_filename)
-from faces_keras.training.rundir import RunDir
+from faces_keras.rundir import RunDir
 
 FACE_PIXELS = 96  # faces are shown at this size, whatever the dataset's
 

@@ -39,7 +39,7 @@ from faces_keras.errors import FacesKerasError, RunError
 from faces_keras.io import atomic_write_text
 from faces_keras.labels.schema import Label
 from faces_keras.thresholds.tune import DEFAULT_THRESHOLD, ThresholdResult, apply_thresholds
-from faces_keras.training.rundir import PREDICTIONS, THRESHOLDS, RunDir
+from faces_keras.rundir import PREDICTIONS, THRESHOLDS, RunDir
 
 log = logging.getLogger(__name__)
 

@@ -99,7 +99,7 @@ def confusion_callbacks(dataset: str | Path, labels: tuple[str, ...] | list[str]
     No multiclass label: an empty list.
     """
     from faces_keras.data.store import Dataset
-    from faces_keras.models.heads import make_targets, plan_heads
+    from faces_keras.labels.heads import make_targets, plan_heads
 
     ds = Dataset.load(dataset)
     schema = ds.schema.select(list(labels))

@@ -31,7 +31,7 @@ from faces_keras.data.store import Dataset
 from faces_keras.errors import DatasetError, FacesKerasError, RunError
 from faces_keras.io import atomic_write_text, read_json
 from faces_keras.models.presets import ModelConfig
-from faces_keras.training.rundir import CHECKPOINTS, LAST, METRICS_CSV, METRICS_JSON, STATE, RunDir
+from faces_keras.rundir import CHECKPOINTS, LAST, METRICS_CSV, METRICS_JSON, STATE, RunDir
 from faces_keras.training.train import TrainConfig
 
 log = logging.getLogger(__name__)

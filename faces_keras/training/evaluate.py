@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from faces_keras.io import atomic_write_text, write_json
-from faces_keras.models.heads import plan_heads
-from faces_keras.training.rundir import METRICS_CSV, METRICS_JSON, THRESHOLDS, RunDir
+from faces_keras.labels.heads import plan_heads
+from faces_keras.rundir import METRICS_CSV, METRICS_JSON, THRESHOLDS, RunDir
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from faces_keras.locking import folder_lock
 from faces_keras.models.heads import (Head, class_balance_weights, fit_targets, make_targets, plan_heads,
                                      standardise_heads)
 from faces_keras.models.presets import ModelConfig, build_model, compile_model
-from faces_keras.training.rundir import (BEST, BEST_RECORD, CONFIG, LAST, MANIFEST, MODEL, SCHEMA, STATE,
-                                         RunDir, load_keras_model)
+from faces_keras.models.saving import load_keras_model, load_run_model
+from faces_keras.rundir import BEST, BEST_RECORD, CONFIG, LAST, MANIFEST, MODEL, SCHEMA, STATE, RunDir
 
 log = logging.getLogger(__name__)
 
@@ -600,7 +600,7 @@ def repredict(run_dir: str | Path) -> RunDir:
     with folder_lock(run.path, "run directory"):
         config = TrainConfig.from_dict(run.read_config())
         data = TrainingData.load(Dataset.load(config.dataset), config.labels, config.max_train, config.seed)
-        save_split_predictions(run, run.load_model(), data, config)
+        save_split_predictions(run, load_run_model(run), data, config)
     return run
 
 

@@ -21,7 +21,8 @@ import logging
 from pathlib import Path
 
 from faces_keras.errors import RunError
-from faces_keras.training.rundir import CONFIG, MODEL, load_keras_model
+from faces_keras.models.saving import load_keras_model
+from faces_keras.rundir import CONFIG, MODEL
 
 log = logging.getLogger(__name__)
 

@@ -921,7 +921,7 @@ def retrain_best(config: TuneConfig, model: ModelConfig, epochs: int, monitor: s
     A finished run with the same model and epochs is kept (running the command
     again does not retrain); an interrupted one is resumed.
     """
-    from faces_keras.training.rundir import RunDir
+    from faces_keras.rundir import RunDir
     from faces_keras.training.train import TrainConfig, resume, train
 
     run_dir = config.project_dir / BEST_RUN
