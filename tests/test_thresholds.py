@@ -21,8 +21,8 @@ from faces_keras.reports.metrics import (
     binary_metrics,
     multiclass_metrics,
     regression_metrics,
-    to_markdown,
 )
+from faces_keras.tables import to_markdown
 from faces_keras.thresholds import (
     ThresholdConfig,
     ThresholdResult,

@@ -101,7 +101,7 @@ def balance_table(dataset: Dataset | str | Path) -> pd.DataFrame:
 
 def balance_markdown(table: pd.DataFrame) -> str:
     """The balance table with one column per split and stage (``train before``, ``train after``...)."""
-    from faces_keras.reports.metrics import to_markdown
+    from faces_keras.tables import to_markdown
 
     wide = table.pivot_table(index=["label", "value"], columns="split", values=list(STAGES),
                              aggfunc="sum", sort=False)

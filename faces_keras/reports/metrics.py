@@ -190,37 +190,3 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
         "rmse": float(root_mean_squared_error(truth, predicted)),
         "n": int(keep.sum()),
     }
-
-
-# -- markdown -------------------------------------------------------------------
-
-def to_markdown(table: pd.DataFrame, decimals: int = 3) -> str:
-    """A GitHub-flavoured Markdown table (no ``tabulate`` needed).
-
-    Floats show ``decimals`` places, NaN shows ``n/a``; numeric columns are
-    right-aligned. The index is left out.
-    """
-    header = [str(column) for column in table.columns]
-    numeric = [pd.api.types.is_numeric_dtype(table[column]) and
-               not pd.api.types.is_bool_dtype(table[column]) for column in table.columns]
-    lines = [_markdown_row(header),
-             _markdown_row(["---:" if right else "---" for right in numeric])]
-    for values in table.itertuples(index=False, name=None):
-        lines.append(_markdown_row([_cell(value, decimals) for value in values]))
-    return "\n".join(lines) + "\n"
-
-
-def _markdown_row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in cells) + " |"
-
-
-def _cell(value: Any, decimals: int) -> str:
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if isinstance(value, numbers.Integral):
-        return str(int(value))
-    if isinstance(value, numbers.Real):
-        return "n/a" if math.isnan(value) else f"{float(value):.{decimals}f}"
-    if value is None or value is pd.NA:
-        return "n/a"
-    return str(value)

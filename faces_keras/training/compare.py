@@ -206,7 +206,7 @@ def plot_comparison(table: pd.DataFrame, metric: str = "f1@tuned"):
 
 
 def comparison_markdown(table: pd.DataFrame, dataset: str | Path) -> str:
-    from faces_keras.reports.metrics import to_markdown
+    from faces_keras.tables import to_markdown
 
     shown = table.drop(columns=["family", "kind", "run"])
     return (f"Per-label against all-label models on {dataset}: test split, thresholds tuned on "

@@ -25,7 +25,8 @@ def evaluate_run(run: RunDir, *, method: str = "grid", mode: str = "per-label",
                  objective: str = "f1", label_objectives: dict[str, str] | None = None,
                  extra: dict[str, Any] | None = None, report: bool = True) -> dict[str, Any]:
     from faces_keras.reports.metrics import (before_after_table, binary_metrics, multiclass_metrics,
-                                             regression_metrics, to_markdown)
+                                             regression_metrics)
+    from faces_keras.tables import to_markdown
     from faces_keras.thresholds import ThresholdConfig, plot_threshold_curves, tune_thresholds
 
     schema = run.schema()

@@ -61,6 +61,7 @@ import numpy as np
 import pandas as pd
 
 from faces_keras.errors import FacesKerasError, RunError
+from faces_keras.tables import to_markdown
 from faces_keras.io import atomic_write_text, read_json, write_json
 from faces_keras.locking import folder_lock
 from faces_keras.models.heads import BINARY_HEAD, Head
@@ -761,23 +762,9 @@ def write_summary(config: TuneConfig, rows: list[TrialRow], *, device: dict | No
     if run_dir is not None:
         lines.append(f"- best configuration retrained into `{run_dir}`")
     lines += ["", "Search space:", "", *[f"- {line}" for line in describe_space(config.space)], "",
-              _markdown_table(frame) if not frame.empty else "(no trials yet)", ""]
+              to_markdown(frame, decimals=None, missing="").rstrip() if not frame.empty else "(no trials yet)", ""]
     atomic_write_text(md_path, "\n".join(lines))
     return csv_path, md_path
-
-
-def _markdown_table(frame: pd.DataFrame) -> str:
-    def cell(value) -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return ""
-        if isinstance(value, float):
-            return f"{value:.3g}" if abs(value) < 0.01 else f"{value:.4g}"
-        return str(value)
-
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.astype(object).itertuples(index=False)]
-    return "\n".join([header, rule, *body])
 
 
 # -- the search --------------------------------------------------------------------------------
