@@ -1,0 +1,177 @@
+"""``evaluate RUN DATA``: a run trained on one CelebA subset, scored on another and on labelled grid photos."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
+
+from faces_keras.errors import SchemaError
+from faces_keras.inference.evaluate import EvaluateConfig, evaluate_run_on, label_mapping
+from faces_keras.io import read_json
+from faces_keras.labels import load_schema
+from faces_keras.rundir import RunDir
+from tests.conftest import tiny_model
+
+
+def celeba_subset(data_dir: Path, folder: Path, rows: slice) -> Path:
+    """A CelebA attribute file holding only ``rows`` of the shared one, beside a link to its images."""
+    lines = (data_dir / "celeba" / "list_attr_celeba.txt").read_text().splitlines()
+    body = [line for line in lines[2:] if line.strip()][rows]
+    folder.mkdir(parents=True)
+    (folder / "img_celeba").symlink_to(data_dir / "celeba" / "img_celeba")
+    path = folder / "list_attr_celeba.txt"
+    path.write_text("\n".join([str(len(body)), lines[1], *body]) + "\n")
+    return path
+
+
+def prepared_celeba(data_dir: Path, root: Path, rows: slice) -> Path:
+    from faces_keras.data.prepare import PrepareConfig, prepare_dataset
+
+    labels = celeba_subset(data_dir, root / "labels", rows)
+    return prepare_dataset(load_schema("celeba"), labels, root / "prepared", config=PrepareConfig(workers=2))
+
+
+@pytest.fixture(scope="module")
+def celeba_run(tmp_path_factory, data_dir) -> RunDir:
+    """One tiny run, one epoch, on CelebA faces 1-300."""
+    from faces_keras.training.train import TrainConfig, train
+
+    dataset = prepared_celeba(data_dir, tmp_path_factory.mktemp("celeba_a"), slice(0, 300))
+    config = TrainConfig(dataset=str(dataset), model=tiny_model(), epochs=1, batch_size=32, verbose=0)
+    return train(config, tmp_path_factory.mktemp("runs") / "celeba")
+
+
+@pytest.fixture(scope="module")
+def second_celeba(tmp_path_factory, data_dir) -> Path:
+    """Another 200 CelebA faces (4001-4200), prepared the same way: none of them trained the run."""
+    return prepared_celeba(data_dir, tmp_path_factory.mktemp("celeba_b"), slice(4000, 4200))
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _recomputed(predictions: pd.DataFrame, label: str, threshold: float) -> dict[str, float]:
+    rows = predictions[predictions[label] != -1]
+    truth, prob = rows[label].to_numpy(), rows[f"{label}_prob"].to_numpy()
+    predicted = (prob >= threshold).astype(int)
+    return {"n": len(rows), "f1": f1_score(truth, predicted, zero_division=0),
+            "precision": precision_score(truth, predicted, zero_division=0),
+            "recall": recall_score(truth, predicted, zero_division=0),
+            "roc_auc": roc_auc_score(truth, prob) if len(set(truth)) == 2 else math.nan}
+
+
+def _check_against_sklearn(result, predictions: pd.DataFrame, thresholds: dict[str, float], group: str) -> None:
+    rows = {r["label"]: r for r in result.metrics["heads"]["labels"]["splits"][group]}
+    part = predictions if group == "all" else predictions[predictions["split"] == group]
+    for label, threshold in thresholds.items():
+        expected = _recomputed(part, label, threshold)
+        assert rows[label]["n"] == expected["n"], label
+        assert rows[label]["threshold"] == threshold
+        for metric in ("f1", "precision", "recall", "roc_auc"):
+            assert rows[label][metric] == pytest.approx(expected[metric], nan_ok=True), (label, metric)
+
+
+def test_second_celeba_set_scored_with_the_runs_thresholds(celeba_run, second_celeba, tmp_path):
+    thresholds_file = celeba_run / "thresholds.json"
+    before = _digest(thresholds_file)
+    listing = sorted(p.name for p in celeba_run.path.iterdir())
+    result = evaluate_run_on(celeba_run, second_celeba)
+
+    # Only <run>/evaluations/<data name> was added; the thresholds are byte for byte the same.
+    assert _digest(thresholds_file) == before
+    assert result.out_dir == celeba_run.path / "evaluations" / second_celeba.name
+    assert sorted(p.name for p in celeba_run.path.iterdir()) == sorted(listing + ["evaluations"])
+    assert not [p for p in result.out_dir.parent.iterdir() if p.name.startswith(".") and "partial" in p.name]
+
+    from faces_keras.data.store import Dataset
+    from faces_keras.models.saving import load_run_model
+
+    dataset = Dataset.load(second_celeba)  # the faces the detector found among the 200 photos
+    predictions = pd.read_csv(result.out_dir / "predictions.csv", dtype={"id": str})
+    assert result.faces == len(predictions) == len(dataset.faces) > 190
+    thresholds = read_json(thresholds_file)["thresholds"]
+    assert result.metrics["thresholds"] == thresholds
+    # The probabilities are the model's own on the stored faces (its preprocessing is inside it).
+    model = load_run_model(celeba_run, compile=False)
+    order = dataset.faces.set_index("id").loc[predictions["id"], "index"].to_numpy()
+    direct = model.predict(dataset.images[order].astype("float32"), verbose=0)
+    labels = celeba_run.schema().label_names
+    assert np.allclose(direct, predictions[[f"{n}_prob" for n in labels]].to_numpy(), atol=1e-5)
+    # Every group's metrics against an independent recomputation from predictions.csv.
+    assert set(result.metrics["splits"]) == {"train", "val", "test", "all"}
+    for group in ("all", "test"):
+        _check_against_sklearn(result, predictions, thresholds, group)
+    md = (result.out_dir / "metrics.md").read_text()
+    assert "f1@tuned" in md and all(f"| {n} |" in md for n in labels)
+    summary = result.summary()
+    assert "metrics.md" in summary and str(celeba_run.path) in summary
+
+
+def test_labelled_grid_photos_with_missing_values_are_skipped_per_face(celeba_run, data_dir, tmp_path):
+    # The grid photos' labels, in the grids schema, with hat unknown for every fifth face.
+    lines = (data_dir / "grids" / "faces-labels.csv").read_text().splitlines()
+    header = lines[0].split(";")
+    hat = header.index("hat")
+    rows = []
+    for i, line in enumerate(lines[1:]):
+        cells = line.split(";")
+        if i % 5 == 0:
+            cells[hat] = "?"
+        rows.append(";".join(cells))
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join([lines[0], *rows]) + "\n")
+    before = _digest(celeba_run / "thresholds.json")
+    out = tmp_path / "grids-eval"
+    result = evaluate_run_on(celeba_run, data_dir / "grids",
+                             EvaluateConfig(out=str(out), labels=str(labels), schema="grids"))
+    assert _digest(celeba_run / "thresholds.json") == before
+    assert result.out_dir == out and result.faces == len(rows)
+    predictions = pd.read_csv(out / "predictions.csv", dtype={"id": str})
+    masked = sum(1 for i in range(len(rows)) if i % 5 == 0)
+    assert (predictions["hat"] == -1).sum() == masked
+    hat_row = {r["label"]: r for r in result.metrics["heads"]["labels"]["splits"]["all"]}["hat"]
+    assert hat_row["n"] == len(rows) - masked
+    _check_against_sklearn(result, predictions, read_json(celeba_run / "thresholds.json")["thresholds"], "all")
+
+
+def test_a_set_without_one_of_the_runs_labels_is_refused(celeba_run, data_dir, tmp_path):
+    # The original project's labels (sex, hair, glasses, hat, beard): no smile.
+    labels = tmp_path / "original.csv"
+    labels.write_text("face_nr;sex;hair;glasses;hat;beard\n1;M;S;N;N;Y\n2;F;L;N;N;N\n")
+    with pytest.raises(SchemaError, match=r"the run predicts 'smile', but the set has no 'smile' label") as info:
+        evaluate_run_on(celeba_run, data_dir / "grids",
+                        EvaluateConfig(out=str(tmp_path / "out"), labels=str(labels), schema="original"))
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_binary_label_with_other_values_is_refused_and_swapped_values_map(celeba_run):
+    run_schema = celeba_run.schema()
+    grids = load_schema("grids")
+    from faces_keras.labels.schema import schema_from_dict
+
+    spec = grids.to_dict()
+    spec["labels"]["sex"] = {"kind": "binary", "positive": "W", "negative": "X", "names": ["boy", "girl"]}
+    with pytest.raises(SchemaError, match=r"binary label 'sex' has the values \['boy', 'girl'\]"):
+        label_mapping(run_schema, schema_from_dict(spec, "other.yaml"), "other.yaml")
+    spec["labels"]["sex"] = {"kind": "binary", "positive": "F", "negative": "M", "names": ["M", "F"]}
+    mapping = label_mapping(run_schema, schema_from_dict(spec, "swapped.yaml"), "swapped.yaml")
+    assert mapping["sex"](np.array([1, 0, -1])).tolist() == [0, 1, -1]
+    assert mapping["smile"](np.array([1, 0, -1])).tolist() == [1, 0, -1]
+
+
+def test_settings_are_validated():
+    from faces_keras.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="batch_size"):
+        EvaluateConfig(batch_size=0)
+    with pytest.raises(ConfigError, match="split"):
+        EvaluateConfig(split=("dev",))
+    assert EvaluateConfig(split="val,test").split == ("val", "test")
