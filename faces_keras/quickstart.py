@@ -8,44 +8,69 @@ project's layout and CSV format), so it runs anywhere with no data; with
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from faces_keras.data.prepare import PrepareConfig, prepare_dataset
+from faces_keras.data.split import SplitConfig
+from faces_keras.errors import ConfigError
 from faces_keras.labels import load_schema
-from faces_keras.models.presets import ModelConfig
+from faces_keras.models.config import ModelConfig
 from faces_keras.rundir import RunDir
-from faces_keras.training.train import TrainConfig, train
+from faces_keras.settings import setting, validate
+from faces_keras.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
 
-def quickstart(photos: str | None = None, labels: str | None = None, schema: str | None = None,
-               out: str = "runs/quickstart", epochs: int = 8, faces: int = 1200, seed: int = 0) -> RunDir:
+@dataclass(frozen=True)
+class QuickstartConfig:
+    """The quickstart's settings: where its photos come from, and how long it trains."""
+
+    photos: str | None = setting(None, help="grid photos folder (default: synthetic faces the package draws)")
+    labels: str | None = setting(None, help="labels CSV for --photos")
+    schema: str | None = setting(None, help="schema for --labels (default: grids when --photos is given)")
+    epochs: int = setting(8, at_least=1, help="training epochs")
+    faces: int = setting(1200, at_least=60, help="synthetic faces to draw")
+    seed: int = setting(0, help="seed of the drawing, the split and the training")
+
+    def __post_init__(self):
+        validate(self)
+        if self.photos and not self.labels:
+            raise ConfigError("--photos needs --labels (the grid photos' labels CSV)")
+
+
+def quickstart(out: str | Path = "runs/quickstart", config: QuickstartConfig | None = None) -> RunDir:
+    """Draw (or read) grid photos, prepare them, train the default model, tune thresholds, report.
+
+    Args:
+        out: the run directory; the photos and dataset go beside it in ``<out>-data``.
+        config: where the photos come from and how long to train.
+
+    Returns:
+        The finished run directory.
+    """
+    from faces_keras.training.train import train
+
+    config = config or QuickstartConfig()
     out_path = Path(out)
     data_dir = out_path.parent / f"{out_path.name}-data"
+    photos, labels, schema = config.photos, config.labels, config.schema
     if photos is None:
         from faces_keras.data.synthetic import make_synthetic_grids
 
-        print(f"[1/4] drawing {faces} synthetic faces into grid photos in {data_dir / 'photos'}")
-        grids = make_synthetic_grids(data_dir / "photos", n_faces=faces, seed=seed)
+        log.info("[1/4] drawing %d synthetic faces into grid photos in %s", config.faces, data_dir / "photos")
+        grids = make_synthetic_grids(data_dir / "photos", n_faces=config.faces, seed=config.seed)
         photos, labels, schema = str(data_dir / "photos"), str(grids.labels_csv), schema or "original"
     else:
-        if labels is None:
-            raise ValueError("--photos needs --labels (the grid photos' labels CSV)")
         schema = schema or "grids"
-        print(f"[1/4] using grid photos in {photos} with labels {labels}")
-    print("[2/4] cutting, splitting by source face (64/16/20) and augmenting the training split")
+        log.info("[1/4] using grid photos in %s with labels %s", photos, labels)
+    log.info("[2/4] cutting, splitting by source face (64/16/20) and augmenting the training split")
     dataset = prepare_dataset(load_schema(schema), labels, data_dir / "dataset", photos=photos,
-                              config=PrepareConfig(augment=("identity", "flip"), split=_split(seed)),
+                              config=PrepareConfig(augment=("identity", "flip"), split=SplitConfig(seed=config.seed)),
                               overwrite=True)
-    print(f"[3/4] training the default all-label model for up to {epochs} epochs")
-    config = TrainConfig(dataset=str(dataset), model=ModelConfig(), epochs=epochs, seed=seed, verbose=2)
-    run = train(config, out_path, overwrite=True)
-    print("[4/4] thresholds tuned on validation; test evaluated once; report written")
+    log.info("[3/4] training the default all-label model for up to %d epochs", config.epochs)
+    train_config = TrainConfig(dataset=str(dataset), model=ModelConfig(), epochs=config.epochs, seed=config.seed)
+    run = train(train_config, out_path, overwrite=True)
+    log.info("[4/4] thresholds tuned on validation; test evaluated once; report written")
     return run
-
-
-def _split(seed: int):
-    from faces_keras.data.split import SplitConfig
-
-    return SplitConfig(seed=seed)

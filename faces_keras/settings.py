@@ -15,6 +15,7 @@ Nothing here imports Keras.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import MISSING, dataclass, field
@@ -22,7 +23,15 @@ from typing import Any, Callable
 
 from faces_keras.errors import ConfigError
 
-__all__ = ["Setting", "setting", "validate", "settings_of", "field_types", "describe_default"]
+__all__ = ["UNSET", "Setting", "setting", "validate", "check_value", "settings_of", "field_types", "describe_default"]
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()  # "no const": None is a const of its own (``--no-augmentation`` sets None)
 
 
 @dataclass(frozen=True)
@@ -37,8 +46,9 @@ class Setting:
             None with ``cli=False``.
         metavar: the value's name in ``--help``.
         cli: whether the command line offers this setting as a flag.
-        const: for an optional-value flag (``--ema`` alone means 0.99): the value
-            the bare flag stands for.
+        const: the value a bare flag stands for: with a value type, the flag's
+            value is optional (``--ema`` alone means 0.99); for a mapping or
+            None-able field it takes no value (``--no-augmentation`` sets None).
         each: a check of each item of a tuple or each value of a mapping
             (``each="objective"`` checks against ``choices``).
     """
@@ -52,7 +62,7 @@ class Setting:
     flag: str | None = None
     metavar: str | None = None
     cli: bool = True
-    const: Any = None
+    const: Any = UNSET
     each_choices: tuple[Any, ...] | None = None
 
     def bounds_text(self) -> str:
@@ -66,7 +76,7 @@ class Setting:
 def setting(default: Any = MISSING, *, help: str, default_factory: Callable[[], Any] | Any = MISSING,
             choices: typing.Iterable[Any] | None = None, at_least: float | None = None,
             above: float | None = None, at_most: float | None = None, below: float | None = None,
-            flag: str | None = None, metavar: str | None = None, cli: bool = True, const: Any = None,
+            flag: str | None = None, metavar: str | None = None, cli: bool = True, const: Any = UNSET,
             each_choices: typing.Iterable[Any] | None = None) -> Any:
     """A dataclass field whose default, constraint and help are declared together.
 
@@ -123,9 +133,9 @@ def _flag_of(f: dataclasses.Field, meta: Setting) -> str:
     return meta.flag or "--" + f.name.replace("_", "-")
 
 
-def _where(f: dataclasses.Field, meta: Setting | None, value: Any) -> str:
+def _where(f: dataclasses.Field, meta: Setting | None, value: Any = UNSET) -> str:
     flag = f" ({_flag_of(f, meta)})" if meta is not None and meta.cli else ""
-    return f"{f.name}={value!r}{flag}"
+    return f"{f.name}{'' if value is UNSET else f'={value!r}'}{flag}"
 
 
 _NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
@@ -140,12 +150,13 @@ def _split_optional(hint: Any) -> tuple[Any, bool]:
     return hint, False
 
 
-def coerce(value: Any, hint: Any, where: str) -> Any:
+def coerce(value: Any, hint: Any, where: str, text: bool = False) -> Any:
     """``value`` as the type ``hint`` declares, converting only without loss.
 
-    Integers stand for floats, lists for tuples, and numeric strings for numbers
-    (YAML 1.1 reads ``1e-3`` as a string). Anything else of the wrong kind raises
-    :class:`ConfigError` naming ``where`` and what was expected.
+    Integers stand for floats, lists for tuples. With ``text`` (values read from
+    a config file or typed on a command line), numeric strings stand for numbers
+    too: YAML 1.1 reads ``1e-3`` as a string. Anything else of the wrong kind
+    raises :class:`ConfigError` naming ``where`` and what was expected.
     """
     hint, optional = _split_optional(hint)
     if value is None:
@@ -158,47 +169,50 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
     if hint is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: not a switch; expected true or false")
+        raise ConfigError(f"{where}: {value!r} is not a switch; expected true or false")
     if hint is int:
         if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected an integer")
+            raise ConfigError(f"{where}: {value!r} is not an integer; expected an integer")
         if isinstance(value, int):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        if isinstance(value, str):
+        if isinstance(value, str) and text:
             try:
                 return int(value.strip())
             except ValueError:
                 pass
-        raise ConfigError(f"{where}: expected an integer")
+        raise ConfigError(f"{where}: {value!r} is not an integer; expected an integer")
     if hint is float:
         if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a number")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+            raise ConfigError(f"{where}: {value!r} is not a number; expected a number")
+        if isinstance(value, str) and text:
             try:
-                return float(value.strip())
+                value = float(value.strip())
             except ValueError:
                 pass
-        raise ConfigError(f"{where}: expected a number")
+        if isinstance(value, (int, float)):
+            if not math.isfinite(value):
+                raise ConfigError(f"{where}: {value!r} is not finite; expected a finite number")
+            return float(value)
+        raise ConfigError(f"{where}: {value!r} is not a number; expected a number")
     if hint is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{where}: expected a string")
+        raise ConfigError(f"{where}: {value!r} is not a string; expected a string")
     if origin is tuple:
         item_hint = typing.get_args(hint)[0] if typing.get_args(hint) else Any
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list")
-        return tuple(coerce(v, item_hint, f"{where}[{i}]") for i, v in enumerate(value))
+            raise ConfigError(f"{where}: {value!r} is not a list; expected a list")
+        return tuple(coerce(v, item_hint, f"{where}[{i}]", text) for i, v in enumerate(value))
     if origin is dict:
         key_hint, value_hint = (typing.get_args(hint) or (str, Any))
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping of NAME: VALUE")
-        return {coerce(k, key_hint, where): coerce(v, value_hint, f"{where}[{k!r}]") for k, v in value.items()}
+            raise ConfigError(f"{where}: {value!r} is not a mapping; expected NAME: VALUE pairs")
+        return {coerce(k, key_hint, where, text): coerce(v, value_hint, f"{where}[{k!r}]", text)
+                for k, v in value.items()}
     if dataclasses.is_dataclass(hint):
         if isinstance(value, hint):
             return value
@@ -222,7 +236,41 @@ def _check_bounds(value: Any, meta: Setting, where: str) -> None:
            or (meta.at_most is not None and value > meta.at_most)
            or (meta.below is not None and value >= meta.below))
     if bad:
-        raise ConfigError(f"{where}: expected a value {meta.bounds_text()}")
+        raise ConfigError(f"{where}: {value!r} is out of range; expected a value {meta.bounds_text()}")
+
+
+def check_value(f: dataclasses.Field, meta: Setting, hint: Any, value: Any, where: str,
+                text: bool = False) -> Any:
+    """One setting's value converted (:func:`coerce`) and checked against its declaration.
+
+    Args:
+        f: the dataclass field.
+        meta: its :class:`Setting`.
+        hint: its resolved type.
+        value: the value to check.
+        where: how messages name the value (``epochs (--epochs)``, ``file.yaml: epochs``).
+        text: the value was typed or read from a file (numeric strings allowed).
+
+    Returns:
+        The value, converted.
+
+    Raises:
+        ConfigError: naming ``where``, the value and what was expected.
+    """
+    value = coerce(value, hint, where, text=text)
+    if value is None:
+        return value
+    if meta.choices is not None and value not in meta.choices:
+        raise ConfigError(f"{where}: {value!r} is not a choice; expected one of {list(meta.choices)}")
+    _check_bounds(value, meta, where)
+    if isinstance(value, (dict, tuple)):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if meta.each_choices is not None and item not in meta.each_choices:
+                raise ConfigError(f"{where}[{key!r}]: {item!r} is not a choice; expected one of "
+                                  f"{list(meta.each_choices)}")
+            _check_bounds(item, meta, f"{where}[{key!r}]")
+    return value
 
 
 def validate(obj: Any) -> None:
@@ -236,19 +284,5 @@ def validate(obj: Any) -> None:
     """
     hints = field_types(type(obj))
     for f, meta in settings_of(obj):
-        value = getattr(obj, f.name)
-        where = _where(f, meta, value)
-        value = coerce(value, hints.get(f.name, Any), where)
-        if value is not None:
-            if meta.choices is not None and value not in meta.choices:
-                raise ConfigError(f"{where}: expected one of {', '.join(map(str, meta.choices))}")
-            _check_bounds(value, meta, where)
-            if meta.each_choices is not None:
-                items = value.values() if isinstance(value, dict) else value
-                for item in items:
-                    if item not in meta.each_choices:
-                        raise ConfigError(f"{where}: {item!r} is not one of {', '.join(map(str, meta.each_choices))}")
-            if isinstance(value, dict) and (meta.at_least is not None or meta.above is not None):
-                for key, item in value.items():
-                    _check_bounds(item, meta, f"{f.name}[{key!r}]={item!r}")
+        value = check_value(f, meta, hints.get(f.name, Any), getattr(obj, f.name), _where(f, meta))
         object.__setattr__(obj, f.name, value)

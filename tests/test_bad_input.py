@@ -282,7 +282,7 @@ def test_max_train_must_be_positive(small_dataset, tmp_path, capsys, value):
     run = tmp_path / "run"
     assert main(["train", str(small_dataset), "--out", str(run), "--max-train", value, "--epochs", "1"]) == 2
     line = error_line(capsys.readouterr().err, "train")
-    assert f"max_train={value} (--max-train): expected a positive number of training faces" in line
+    assert f"--max-train: {value} is out of range; expected a value >= 1" in line
     assert not run.exists()
 
 

@@ -62,12 +62,14 @@ def test_config_file_keys_may_be_flag_names_and_the_command_line_still_wins(tmp_
     assert main(["prepare", str(tmp_path / "ds"), "--config", str(config),
                  "--labels", str(grids / "faces-labels.csv")]) == 0
     assert read_json(tmp_path / "ds" / "manifest.json")["count"] == 30
-    from faces_keras.cli import _head_weights
+    from faces_keras.cli.flags import settings_from
+    from faces_keras.training.config import TrainConfig
 
-    assert _head_weights(["age=0.5", "race = 2"]) == {"age": 0.5, "race": 2.0}
-    assert _head_weights({"age": 1}) == {"age": 1.0}
+    args = build_parser().parse_args(["train", "ds", "--head-weight", "age=0.5", "--head-weight", "race = 2"])
+    assert settings_from(TrainConfig, args).head_weights == {"age": 0.5, "race": 2.0}
+    args = build_parser().parse_args(["train", "ds", "--head-weight", "age"])
     with pytest.raises(Exception, match="HEAD=WEIGHT"):
-        _head_weights(["age"])
+        settings_from(TrainConfig, args)
 
 
 @pytest.mark.backend_subset
@@ -108,10 +110,3 @@ def test_dataset_merge_from_the_command_line(tmp_path, data_dir, capsys):
     assert "race" in out and "labelled on 40 of 90" in out
 
 
-def test_tune_flags_offer_exactly_the_objectives_the_search_knows():
-    from faces_keras.tuning.arguments import OBJECTIVE_NAMES
-    from faces_keras.tuning.search import OBJECTIVES
-
-    assert set(OBJECTIVE_NAMES) == set(OBJECTIVES)
-    args = build_parser().parse_args(["tune", "d", "--objective", "val_mean_f1", "--worker", "tuner1"])
-    assert args.objective == "val_mean_f1" and args.worker == "tuner1" and args.max_epochs == 20

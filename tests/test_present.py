@@ -31,7 +31,7 @@ def augmented_grids(tmp_path_factory, data_dir):
 
 @pytest.fixture(scope="module")
 def grids_shown(augmented_grids):
-    return show_dataset(augmented_grids, echo=False)
+    return show_dataset(augmented_grids)
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +168,7 @@ def test_plots_leave_pyplot_alone(augmented_grids):
 
 
 def test_utkface_multi_head_with_a_regression_label(utkface, tmp_path):
-    paths = show_dataset(utkface, tmp_path / "show", echo=False)
+    paths = show_dataset(utkface, tmp_path / "show")
     for path in paths:
         if path.suffix == ".png":
             _assert_png(path)
@@ -196,7 +196,7 @@ def test_utkface_multi_head_with_a_regression_label(utkface, tmp_path):
 
 def test_fer2013_multiclass_with_only_a_test_split(tmp_path, data_dir):
     dataset_dir = _prepare(data_dir, tmp_path / "fer", "fer2013", "fer2013", limit=40)
-    paths = show_dataset(dataset_dir, echo=False)
+    paths = show_dataset(dataset_dir)
     assert {p.name for p in paths} >= {"balance.png", "samples.png", "augmentations.png"}
     table = pd.read_csv(dataset_dir / "show" / "balance.csv")
     faces = pd.read_csv(dataset_dir / "faces.csv")

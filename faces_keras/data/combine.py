@@ -31,7 +31,6 @@ image checksums, counts and schemas.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import re
 from pathlib import Path
@@ -200,18 +199,4 @@ def combine_datasets(paths: list, out: str | Path, names: list[str] | None = Non
     return write_dataset(out, images, faces, schema, settings, extra=extra, overwrite=overwrite)
 
 
-def merge_command(args: argparse.Namespace) -> int:
-    """``faces-keras dataset merge OUT DS1 DS2 [...] [--names a,b] [--overwrite]``."""
-    names = [n.strip() for n in args.names.split(",")] if getattr(args, "names", None) else None
-    out = combine_datasets(args.datasets, args.out, names=names, overwrite=getattr(args, "overwrite", False))
-    merged = Dataset.load(out)
-    parts = ", ".join(f"{part['name']} {part['count']}" for part in merged.manifest["parts"])
-    print(f"merged {len(merged.faces)} faces into {out} ({parts})")
-    for label in merged.schema.labels:
-        values = merged.faces[label.name]
-        labelled = int(values.notna().sum()) if label.kind == "regression" else int((values >= 0).sum())
-        print(f"  {label.name:<12} {label.kind:<11} labelled on {labelled} of {len(values)} faces")
-    return 0
-
-
-__all__ = ["combine_datasets", "merge_command", "part_names", "union_schema", "PART_COLUMN"]
+__all__ = ["combine_datasets", "part_names", "union_schema", "PART_COLUMN"]

@@ -26,7 +26,8 @@ from faces_keras.data.grids import GridLayout, cut_grids
 from faces_keras.data.images import center_crop, read_image, to_face
 from faces_keras.data.split import SplitConfig, assign_splits
 from faces_keras.data.store import write_dataset
-from faces_keras.errors import DatasetError, ImageError, LabelsError
+from faces_keras.errors import ConfigError, DatasetError, ImageError, LabelsError
+from faces_keras.settings import setting, validate
 from faces_keras.labels.schema import Schema
 from faces_keras.labels.sources import load_labels
 
@@ -38,43 +39,43 @@ IMAGE_MODES = ("grid", "files", "detect", "embedded")
 class PrepareConfig:
     """Every setting of a preparation, validated here and recorded in the manifest."""
 
-    size: int = 64
-    gray: bool = True
-    images: str | None = None  # grid | files | detect | embedded; default from the schema
-    detector: str = "haar"
-    detect_max_side: int | None = None  # shrink photos to this longest side before detecting (speed)
-    margin: float = 0.2
-    center_crop: float | None = None  # files: keep this central fraction first
-    no_face: str = "skip"  # detect: skip the image, or fall back to a "center" crop
-    box_examples: int = 24  # detect: annotated copies written to boxes/ for checking by eye
-    augment: tuple[str, ...] = ()  # offline combinations, e.g. ("identity", "zoom", "blur", "zoom+blur")
-    split: SplitConfig = field(default_factory=SplitConfig)
-    limit: int | None = None  # keep the first N labelled faces (quick runs)
-    workers: int = 0  # 0: one per core
-    cols: int | None = None  # grid layout from flags instead of the file name
-    rows: int | None = None
-    cell: int | None = None
+    size: int = setting(64, at_least=8, at_most=512, help="face size in pixels (square)")
+    gray: bool = setting(True, flag="--color", help="grayscale faces; --color keeps RGB colour")
+    images: str | None = setting(None, choices=IMAGE_MODES,
+                                 help="how faces are obtained (default: the schema's)")
+    detector: str = setting("haar", help="face detector for --images detect: haar (OpenCV) or mtcnn "
+                                         "(pip install faces-keras[mtcnn])")
+    detect_max_side: int | None = setting(None, at_least=32, help="shrink photos to this longest side "
+                                                                  "before detecting (speed)")
+    margin: float = setting(0.2, at_least=0, at_most=1, help="margin around a detected face, fraction of its box")
+    center_crop: float | None = setting(None, above=0, at_most=1,
+                                        help="files: keep this central fraction of each image first")
+    no_face: str = setting("skip", choices=("skip", "center"),
+                           help="detect: skip an image without a face, or fall back to a center crop")
+    box_examples: int = setting(24, at_least=0, help="detect: annotated copies written to boxes/ for checking by eye")
+    augment: tuple[str, ...] = setting((), metavar="COMBINATIONS",
+                                       help="offline augmentation of the training split, e.g. "
+                                            "identity,zoom,blur,zoom+blur (the original's four) or 'original'")
+    split: SplitConfig = setting(default_factory=SplitConfig, cli=False, help="the val/test split")
+    limit: int | None = setting(None, at_least=1, help="use only the first N labelled faces")
+    workers: int = setting(0, at_least=0, help="processes that read and crop photos (0: one per core)")
+    cols: int | None = setting(None, at_least=1, help="grid layout: columns (instead of the file name)")
+    rows: int | None = setting(None, at_least=1, help="grid layout: rows")
+    cell: int | None = setting(None, at_least=1, help="grid layout: cell size in pixels")
 
     def __post_init__(self):
-        if not 8 <= self.size <= 512:
-            raise ValueError(f"size={self.size}: faces must be 8 to 512 pixels square")
-        if self.images is not None and self.images not in IMAGE_MODES:
-            raise ValueError(f"images={self.images!r}: expected one of {IMAGE_MODES}")
-        if not 0 <= self.margin <= 1:
-            raise ValueError(f"margin={self.margin}: expected a fraction of the face box in [0, 1]")
-        if self.no_face not in ("skip", "center"):
-            raise ValueError(f"no_face={self.no_face!r}: expected 'skip' or 'center'")
-        if self.center_crop is not None and not 0 < self.center_crop <= 1:
-            raise ValueError(f"center_crop={self.center_crop}: expected a fraction in (0, 1]")
-        if self.limit is not None and self.limit < 1:
-            raise ValueError(f"limit={self.limit}: expected a positive number of faces")
+        if self.augment in ("original", ("original",)):
+            from faces_keras.data.augment import ORIGINAL_COMBINATIONS
+
+            object.__setattr__(self, "augment", tuple(ORIGINAL_COMBINATIONS))
+        validate(self)
         if self.augment:
             from faces_keras.data.augment import parse_combinations
 
             parse_combinations(list(self.augment))  # raises naming an unknown operation
         layout = (self.cols, self.rows, self.cell)
         if any(v is not None for v in layout) and not all(v is not None for v in layout):
-            raise ValueError("a grid layout needs --cols, --rows and --cell together")
+            raise ConfigError("a grid layout needs --cols, --rows and --cell together")
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -266,7 +267,7 @@ def _prepare_dataset(schema: Schema, labels_source: str | Path, out_dir: str | P
         counts = detections["faces_found"]
         extra["detection"] = {"images": int(len(counts)), "one_face": int((counts == 1).sum()),
                               "no_face": int((counts == 0).sum()), "several": int((counts > 1).sum())}
-        print(f"faces found: exactly one in {extra['detection']['one_face']} of {len(counts)} images, "
+        log.info(f"faces found: exactly one in {extra['detection']['one_face']} of {len(counts)} images, "
               f"none in {extra['detection']['no_face']}, several in {extra['detection']['several']} "
               "(detections.csv; annotated examples in boxes/)")
         writers.append(lambda folder: _write_detections(folder, detections, config))

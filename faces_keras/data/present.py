@@ -374,11 +374,17 @@ def plot_augmentations(dataset: Dataset | str | Path, faces: int = 4, seed: int 
 # -- the command ----------------------------------------------------------------------
 
 def show_dataset(path: str | Path, out: str | Path | None = None, *, per_value: int = 6,
-                 seed: int = 0, echo: bool = True) -> list[Path]:
+                 seed: int = 0) -> list[Path]:
     """Write the balance tables and figures, the samples, the augmentations and a summary.
 
-    ``out`` defaults to ``<dataset>/show``. Prints the summary when ``echo``;
-    returns the paths written (``summary.txt`` holds the summary too).
+    Args:
+        path: a prepared dataset folder.
+        out: where the files go (default ``<dataset>/show``).
+        per_value: sample faces per label value.
+        seed: which faces are sampled.
+
+    Returns:
+        The paths written; ``summary.txt`` holds the text summary.
     """
     dataset = Dataset.load(path)
     out = Path(out) if out else dataset.path / "show"
@@ -397,8 +403,6 @@ def show_dataset(path: str | Path, out: str | Path | None = None, *, per_value: 
     summary = dataset_summary(dataset)
     atomic_write_text(out / "summary.txt", summary + "\n")
     written.append(out / "summary.txt")
-    if echo:
-        print(summary)
     return written
 
 

@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 
+from faces_keras.errors import ConfigError
 from faces_keras.labels.schema import Schema
+from faces_keras.settings import setting, validate
 
 SPLITS = ("train", "val", "test")
 
@@ -25,17 +27,14 @@ SPLITS = ("train", "val", "test")
 class SplitConfig:
     """Fractions of source faces per split; the original used two 0.2 splits (64/16/20)."""
 
-    val: float = 0.16
-    test: float = 0.20
-    seed: int = 0
+    val: float = setting(0.16, at_least=0, below=1, help="validation fraction of source faces")
+    test: float = setting(0.20, at_least=0, below=1, help="test fraction of source faces")
+    seed: int = setting(0, help="seed of the split (and of the augmentation's random draws)")
 
     def __post_init__(self):
-        for name in ("val", "test"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"split fraction {name}={value} must be in [0, 1)")
+        validate(self)
         if self.val + self.test >= 1.0:
-            raise ValueError(f"val {self.val} + test {self.test} leaves no training faces")
+            raise ConfigError(f"val={self.val} (--val) + test={self.test} (--test) leaves no training faces")
 
 
 def stratification_matrix(frame: pd.DataFrame, schema: Schema) -> np.ndarray:

@@ -44,68 +44,7 @@ from keras import layers
 
 from faces_keras.models.heads import Head
 
-PRESETS = ("default", "residual", "sequential", "original-per-label", "original-all-label")
-RESIDUAL_PRESETS = ("default", "residual")  # built by the residual backbone
-
-# Sizes each preset uses unless told otherwise. The default's were chosen with
-# benchmarks/bench_models.py (docs/benchmarks/models.md): fast enough for a
-# 20x speed-up over the original all-label model on a CPU, accurate enough to
-# beat it on every CelebA label. The original presets have fixed sizes.
-PRESET_SIZES = {
-    "default": {"filters": 16, "blocks": 4, "convs_per_block": 1},
-    "residual": {"filters": 16, "blocks": 4, "convs_per_block": 1},
-    "sequential": {"filters": 24, "blocks": 3, "convs_per_block": 2},
-}
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Architecture settings; every preset reads the ones it uses."""
-
-    preset: str = "default"
-    # None: the preset's own value (PRESET_SIZES).
-    filters: int | None = None  # filters of the stem, doubled per block (sequential) or stage (residual)
-    blocks: int | None = None  # sequential: the stem and the conv blocks after it; default/residual: stages
-    convs_per_block: int | None = None  # sequential: 3x3 convolutions per block after the stem
-    dense: int = 0  # default/residual: a hidden Dense layer before the heads (0: none)
-    dropout: float = 0.3
-    learning_rate: float = 1e-3
-    augmentation: dict[str, Any] | None = field(default_factory=dict)  # None: no online augmentation
-    # The original presets' sizes, overridable by the tuner's original search space.
-    original_filters: tuple[int, int, int] | None = None
-    original_dense: int | None = None
-
-    def __post_init__(self):
-        if self.preset not in PRESETS:
-            raise ValueError(f"preset={self.preset!r}: expected one of {PRESETS}")
-        for name, value in PRESET_SIZES.get(self.preset, PRESET_SIZES["sequential"]).items():
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, value)
-        if not 4 <= self.filters <= 512:
-            raise ValueError(f"filters={self.filters}: expected 4 to 512")
-        if not 1 <= self.blocks <= 6:
-            raise ValueError(f"blocks={self.blocks}: expected 1 to 6")
-        if not 1 <= self.convs_per_block <= 3:
-            raise ValueError(f"convs_per_block={self.convs_per_block}: expected 1 to 3")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout={self.dropout}: expected [0, 1)")
-        if not 0 < self.learning_rate < 1:
-            raise ValueError(f"learning_rate={self.learning_rate}: expected (0, 1)")
-        if self.dense < 0:
-            raise ValueError(f"dense={self.dense}: expected >= 0")
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        if out["original_filters"] is not None:
-            out["original_filters"] = list(out["original_filters"])
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        data = dict(data)
-        if data.get("original_filters") is not None:
-            data["original_filters"] = tuple(data["original_filters"])
-        return cls(**data)
+from faces_keras.models.config import PRESET_SIZES, PRESETS, RESIDUAL_PRESETS, ModelConfig  # noqa: F401
 
 
 def _augmentation_layers(config: ModelConfig) -> list[layers.Layer]:

@@ -53,8 +53,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from sklearn.metrics import precision_recall_curve
 
-from faces_keras.errors import LabelsError, RunError
+from faces_keras.errors import ConfigError, LabelsError, RunError
 from faces_keras.io import atomic_path, read_json, write_json
+from faces_keras.settings import setting, validate
 
 METHODS = ("grid", "exact")
 MODES = ("per-label", "shared")
@@ -81,43 +82,29 @@ class ThresholdConfig:
     probability.
     """
 
-    start: float = 0.05
-    stop: float = 0.95
-    step: float = 0.05
-    method: str = "grid"
-    mode: str = "per-label"
-    objective: str = "f1"  # the score a threshold maximises; one of OBJECTIVES
-    label_objectives: Mapping[str, str] = field(default_factory=dict)  # per-label exceptions
+    start: float = setting(0.05, help="grid method: the first threshold tried", above=0, below=1)
+    stop: float = setting(0.95, help="grid method: the last threshold tried (included)", above=0, below=1)
+    step: float = setting(0.05, help="grid method: the spacing of the thresholds tried", above=0)
+    method: str = setting("grid", choices=METHODS,
+                          help="grid: the thresholds start..stop by step; exact: every distinct probability")
+    mode: str = setting("per-label", choices=MODES, help="a threshold per label, or one shared by all labels")
+    objective: str = setting("f1", choices=OBJECTIVES,
+                             help="what each binary label's threshold maximises on validation (f1: F1 of "
+                                  "the positive class)")
+    label_objectives: dict[str, str] = setting(
+        default_factory=dict, each_choices=OBJECTIVES, flag="--label-objective", metavar="LABEL=OBJECTIVE",
+        help="another objective for one label, e.g. sex=balanced_accuracy (repeatable)")
 
     def __post_init__(self) -> None:
-        for where, objective in [("objective", self.objective)] + [
-                (f"label_objectives[{name!r}]", value) for name, value in dict(self.label_objectives).items()]:
-            if objective not in OBJECTIVES:
-                raise ValueError(f"ThresholdConfig.{where} must be one of {OBJECTIVES}, got {objective!r}")
-        for name in ("start", "stop", "step"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-                    or not math.isfinite(value):
-                raise ValueError(f"ThresholdConfig.{name} must be a finite number, got {value!r}")
-        if not 0 < self.start < 1:
-            raise ValueError(f"ThresholdConfig.start must be in (0, 1), got {self.start!r}")
-        if not self.start <= self.stop < 1:
-            raise ValueError(
-                f"ThresholdConfig.stop must be in [start={self.start!r}, 1), got {self.stop!r}"
-            )
-        if not self.step > 0:
-            raise ValueError(f"ThresholdConfig.step must be > 0, got {self.step!r}")
+        validate(self)
+        if not self.start <= self.stop:
+            raise ConfigError(f"stop={self.stop!r} (--stop): expected a value >= start={self.start!r}")
         points = (self.stop - self.start) / self.step + 1
         if points > MAX_GRID_POINTS:
-            raise ValueError(
-                f"ThresholdConfig.step={self.step!r} gives {int(points)} thresholds "
+            raise ConfigError(
+                f"step={self.step!r} (--step) gives {int(points)} thresholds "
                 f"between {self.start!r} and {self.stop!r}; at most {MAX_GRID_POINTS}"
             )
-        if self.method not in METHODS:
-            raise ValueError(
-                f"ThresholdConfig.method must be one of {METHODS}, got {self.method!r}")
-        if self.mode not in MODES:
-            raise ValueError(f"ThresholdConfig.mode must be one of {MODES}, got {self.mode!r}")
 
     def grid(self) -> np.ndarray:
         """The thresholds start, start + step, ..., stop (stop always included)."""

@@ -215,24 +215,30 @@ def comparison_markdown(table: pd.DataFrame, dataset: str | Path) -> str:
 
 
 def compare(dataset: str | Path, out: str | Path, presets: str | Sequence[str] = ("default",), *,
-            epochs: int = 20, batch_size: int = 64, max_train: int | None = None, seed: int = 0,
             labels: Sequence[str] | None = None, model_overrides: Mapping[str, Any] | None = None,
-            train_overrides: Mapping[str, Any] | None = None, verbose: int = 2) -> pd.DataFrame:
+            train: TrainConfig | None = None, **train_settings: Any) -> pd.DataFrame:
     """Train (or reuse) every run of the comparison and write ``compare.csv/.md/.png`` into ``out``.
 
-    ``presets``: families (``default``, ``original``, ``residual``).
-    ``labels``: the binary labels to compare (default: all of the dataset's).
-    ``model_overrides``: ModelConfig settings for every run (e.g. ``filters=8``
-    for a quick look); the preset always comes from the family.
-    ``train_overrides``: other TrainConfig settings (``patience``, ``class_weights``...).
+    Args:
+        dataset: the prepared dataset every model trains on (one split for all).
+        out: the comparison folder; each run is a run directory inside it.
+        presets: families (``default``, ``original``, ``residual``, ``sequential``).
+        labels: the binary labels to compare (default: all of the dataset's).
+        model_overrides: ModelConfig settings for every run (e.g. ``filters=8``
+            for a quick look); the preset always comes from the family.
+        train: the training settings of every run (default: TrainConfig's).
+        **train_settings: single TrainConfig settings changed on top of ``train``
+            (``epochs=5``, ``patience=3``, ...).
+
+    Returns:
+        The comparison table (also in compare.csv).
     """
     from faces_keras.data.present import save_figure
 
     families = parse_families(presets)
     data = Dataset.load(dataset, verify=False)
     names = compared_labels(data, labels)
-    base = TrainConfig(dataset=str(dataset), epochs=epochs, batch_size=batch_size, seed=seed,
-                       max_train=max_train, verbose=verbose, **dict(train_overrides or {}))
+    base = replace(train or TrainConfig(), dataset=str(dataset), **train_settings)
     out = Path(out)
     planned = plan_runs(families, names, base, model_overrides)
     runs = {}
@@ -246,16 +252,5 @@ def compare(dataset: str | Path, out: str | Path, presets: str | Sequence[str] =
     return table
 
 
-def compare_command(args) -> int:
-    """``faces-keras compare DATASET --out DIR --presets default,original ...``: prints the table."""
-    compare(args.dataset, args.out, args.presets, epochs=args.epochs, batch_size=args.batch_size,
-            max_train=args.max_train, seed=args.seed, labels=getattr(args, "label_names", None) or None,
-            train_overrides={"patience": args.patience})
-    out = Path(args.out)
-    print((out / "compare.md").read_text())
-    print(f"table: {out / 'compare.csv'}\nchart: {out / 'compare.png'}")
-    return 0
-
-
-__all__ = ["FAMILIES", "KINDS", "compare", "compare_command", "compare_table", "compared_labels",
+__all__ = ["FAMILIES", "KINDS", "compare", "compare_table", "compared_labels",
            "ensure_run", "parse_families", "plan_runs", "plot_comparison", "preset_for", "run_name"]

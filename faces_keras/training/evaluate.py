@@ -15,19 +15,30 @@ import pandas as pd
 
 from faces_keras.io import atomic_write_text, write_json
 from faces_keras.labels.heads import plan_heads
+from faces_keras.thresholds.tune import ThresholdConfig
 from faces_keras.rundir import METRICS_CSV, METRICS_JSON, THRESHOLDS, RunDir
 
 log = logging.getLogger(__name__)
 
 
-def evaluate_run(run: RunDir, *, method: str = "grid", mode: str = "per-label",
-                 start: float = 0.05, stop: float = 0.95, step: float = 0.05,
-                 objective: str = "f1", label_objectives: dict[str, str] | None = None,
-                 extra: dict[str, Any] | None = None, report: bool = True) -> dict[str, Any]:
+def tune_run_thresholds(run: RunDir, config: ThresholdConfig | None = None, *,
+                        extra: dict[str, Any] | None = None, report: bool = True) -> dict[str, Any]:
+    """Tune a run's thresholds on its validation predictions; write thresholds, metrics and the report.
+
+    Args:
+        run: a run directory with predictions.npz.
+        config: how thresholds are searched (default: :class:`ThresholdConfig`'s defaults).
+        extra: more entries for metrics.json (training time, parameters).
+        report: also write report.html.
+
+    Returns:
+        The metrics, as written to metrics.json.
+    """
+    config = config or ThresholdConfig()
     from faces_keras.reports.metrics import (before_after_table, binary_metrics, multiclass_metrics,
                                              regression_metrics)
     from faces_keras.tables import to_markdown
-    from faces_keras.thresholds import ThresholdConfig, plot_threshold_curves, tune_thresholds
+    from faces_keras.thresholds import plot_threshold_curves, tune_thresholds
 
     schema = run.schema()
     heads = plan_heads(schema)
@@ -39,9 +50,7 @@ def evaluate_run(run: RunDir, *, method: str = "grid", mode: str = "per-label",
         if head.kind == "binary":
             names = list(head.labels)
             tuned = tune_thresholds(preds[f"val/{head.name}/true"].astype(int), preds[f"val/{head.name}"],
-                                    names, ThresholdConfig(start=start, stop=stop, step=step,
-                                                           method=method, mode=mode, objective=objective,
-                                                           label_objectives=label_objectives or {}))
+                                    names, config)
             tuned.save(run / THRESHOLDS)
             plot_threshold_curves(tuned, run / "thresholds.png")
             for note_label, note in tuned.notes.items():

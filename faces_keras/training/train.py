@@ -30,100 +30,7 @@ from faces_keras.rundir import BEST, BEST_RECORD, CONFIG, LAST, MANIFEST, MODEL,
 log = logging.getLogger(__name__)
 
 
-SCHEDULES = ("plateau", "cosine")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Every setting of a training run; recorded in the run's config.yaml."""
-
-    dataset: str = ""
-    labels: tuple[str, ...] = ()  # a subset of the schema's labels; empty: all
-    model: ModelConfig = field(default_factory=ModelConfig)
-    epochs: int = 20
-    batch_size: int = 64
-    seed: int = 0
-    monitor: str = "val_loss"
-    patience: int = 5  # early stopping, best weights restored
-    reduce_lr_patience: int = 2  # the plateau schedule: halve the learning rate after this many flat epochs
-    schedule: str = "plateau"  # plateau (ReduceLROnPlateau) | cosine (linear warm-up, then cosine decay to 0)
-    warmup_epochs: int = 0  # the cosine schedule's warm-up
-    label_smoothing: float = 0.0  # binary and multi-class losses
-    ema_momentum: float | None = None  # average the weights (Keras's use_ema); checkpoints hold the average
-    tta_flip: bool = False  # predict each face and its mirror image, and average
-    init_from: str | None = None  # a run directory or .keras file whose backbone starts this model
-    freeze_epochs: int = 0  # with init_from: epochs that train the heads only, backbone frozen
-    finetune_lr_factor: float = 0.1  # after the frozen epochs: the learning rate times this
-    class_weights: str = "none"  # none | balanced
-    head_weights: dict[str, float] = field(default_factory=dict)  # each head's share of the loss (default 1)
-    tensorboard: bool = False
-    confusion_per_epoch: bool = False  # multiclass heads: validation confusion matrix every epoch
-    mixed_precision: bool = False
-    max_train: int | None = None  # use at most this many training faces (quick runs)
-    threshold_method: str = "grid"  # grid | exact
-    threshold_mode: str = "per-label"  # per-label | shared
-    threshold_objective: str = "f1"  # what thresholds maximise: f1 | macro_f1 | balanced_accuracy
-    threshold_label_objectives: dict[str, str] = field(default_factory=dict)  # per-label exceptions
-    verbose: int = 2
-
-    def __post_init__(self):
-        if self.epochs < 1:
-            raise ValueError(f"epochs={self.epochs}: expected at least 1")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size={self.batch_size}: expected at least 1")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule={self.schedule!r}: expected one of {SCHEDULES}")
-        if isinstance(self.warmup_epochs, bool) or not isinstance(self.warmup_epochs, int) \
-                or not 0 <= self.warmup_epochs < self.epochs:
-            raise ValueError(f"warmup_epochs={self.warmup_epochs!r}: expected an integer in [0, epochs)")
-        if self.warmup_epochs and self.schedule != "cosine":
-            raise ValueError("warmup_epochs: only the cosine schedule warms up (schedule='cosine')")
-        if isinstance(self.freeze_epochs, bool) or not isinstance(self.freeze_epochs, int) \
-                or not 0 <= self.freeze_epochs < self.epochs:
-            raise ValueError(f"freeze_epochs={self.freeze_epochs!r}: expected an integer in [0, epochs)")
-        if self.freeze_epochs and not self.init_from:
-            raise ValueError("freeze_epochs: only a backbone from init_from (--init-from) can be frozen")
-        if not 0 < self.finetune_lr_factor <= 1:
-            raise ValueError(f"finetune_lr_factor={self.finetune_lr_factor!r}: expected a number in (0, 1]")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing={self.label_smoothing!r}: expected a number in [0, 1)")
-        if self.ema_momentum is not None and not 0 < self.ema_momentum < 1:
-            raise ValueError(f"ema_momentum={self.ema_momentum!r}: expected a number in (0, 1), or None for no EMA")
-        if self.max_train is not None and (isinstance(self.max_train, bool) or not isinstance(self.max_train, int)
-                                           or self.max_train < 1):
-            from faces_keras.errors import ConfigError
-
-            raise ConfigError(f"max_train={self.max_train!r} (--max-train): expected a positive number of "
-                              "training faces, or no setting for all of them")
-        if self.class_weights not in ("none", "balanced"):
-            raise ValueError(f"class_weights={self.class_weights!r}: expected 'none' or 'balanced'")
-        for head, weight in self.head_weights.items():
-            if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
-                raise ValueError(f"head_weights[{head!r}]={weight!r}: expected a number >= 0")
-        from faces_keras.thresholds.tune import ThresholdConfig
-
-        # The threshold settings are validated where they are declared.
-        ThresholdConfig(method=self.threshold_method, mode=self.threshold_mode,
-                        objective=self.threshold_objective, label_objectives=self.threshold_label_objectives)
-        if not self.monitor.startswith("val_"):
-            raise ValueError(f"monitor={self.monitor!r}: monitor a validation quantity (val_...)")
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["labels"] = list(self.labels)
-        out["model"] = self.model.to_dict()
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        data = {k: v for k, v in data.items() if k != "environment"}  # recorded, not a setting
-        data["labels"] = tuple(data.get("labels") or ())
-        data["model"] = ModelConfig.from_dict(data.get("model") or {})
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown training setting(s) {sorted(unknown)}")
-        return cls(**data)
+from faces_keras.training.config import SCHEDULES, TrainConfig  # noqa: F401  (TrainConfig is public here too)
 
 
 @dataclass
@@ -567,13 +474,12 @@ def _environment(device: dict, precision: str) -> dict:
 
 def finish_run(run: RunDir, model, data: TrainingData, config: TrainConfig, train_seconds: float) -> None:
     """Predict val and test once, tune thresholds on val, write metrics, plots and the report."""
-    from faces_keras.training.evaluate import evaluate_run
+    from faces_keras.training.evaluate import tune_run_thresholds
 
     save_split_predictions(run, model, data, config)
-    evaluate_run(run, method=config.threshold_method, mode=config.threshold_mode,
-                 objective=config.threshold_objective, label_objectives=config.threshold_label_objectives,
-                 extra={"train_seconds": round(train_seconds, 1), "parameters": int(model.count_params()),
-                        "train_faces": int(len(data.x["train"]))})
+    tune_run_thresholds(run, config.thresholds,
+                        extra={"train_seconds": round(train_seconds, 1), "parameters": int(model.count_params()),
+                               "train_faces": int(len(data.x["train"]))})
 
 
 def save_split_predictions(run: RunDir, model, data: TrainingData, config: TrainConfig) -> None:

@@ -1,0 +1,64 @@
+"""Architecture settings (no Keras here, so the command line can offer them without importing it)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from faces_keras.settings import setting, validate
+
+PRESETS = ("default", "residual", "sequential", "original-per-label", "original-all-label")
+RESIDUAL_PRESETS = ("default", "residual")  # built by the residual backbone
+
+# Sizes each preset uses unless told otherwise. The default's were chosen with
+# benchmarks/bench_models.py (docs/benchmarks/models.md): fast enough for a
+# 20x speed-up over the original all-label model on a CPU, accurate enough to
+# beat it on every CelebA label. The original presets have fixed sizes.
+PRESET_SIZES = {
+    "default": {"filters": 16, "blocks": 4, "convs_per_block": 1},
+    "residual": {"filters": 16, "blocks": 4, "convs_per_block": 1},
+    "sequential": {"filters": 24, "blocks": 3, "convs_per_block": 2},
+}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture settings; every preset reads the ones it uses."""
+
+    preset: str = setting("default", choices=PRESETS,
+                          help="default (a small ResNet), residual, sequential, original-per-label, original-all-label")
+    # None: the preset's own value (PRESET_SIZES).
+    filters: int | None = setting(None, at_least=4, at_most=512,
+                                  help="filters of the stem, doubled per stage/block (default 16; sequential 24)")
+    blocks: int | None = setting(None, at_least=1, at_most=6,
+                                 help="default/residual: stages (4); sequential: stem + conv blocks (3)")
+    convs_per_block: int | None = setting(None, at_least=1, at_most=3,
+                                          help="sequential preset: 3x3 convolutions per block (2)")
+    dense: int = setting(0, at_least=0, help="default/residual: a hidden Dense layer before the heads (0: none)")
+    dropout: float = setting(0.3, at_least=0, below=1, help="dropout before the heads")
+    learning_rate: float = setting(1e-3, above=0, below=1, help="the optimizer's (peak) learning rate")
+    augmentation: dict[str, Any] | None = setting(default_factory=dict, flag="--no-augmentation", const=None,
+                                                  help="no online augmentation layers")
+    # The original presets' sizes, overridable by the tuner's original search space.
+    original_filters: tuple[int, ...] | None = setting(None, cli=False, help="original presets: filters per conv")
+    original_dense: int | None = setting(None, cli=False, help="original presets: units of the hidden Dense layer")
+
+    def __post_init__(self):
+        if self.preset in PRESETS:
+            for name, value in PRESET_SIZES.get(self.preset, PRESET_SIZES["sequential"]).items():
+                if getattr(self, name) is None:
+                    object.__setattr__(self, name, value)
+        validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if out["original_filters"] is not None:
+            out["original_filters"] = list(out["original_filters"])
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        data = dict(data)
+        if data.get("original_filters") is not None:
+            data["original_filters"] = tuple(data["original_filters"])
+        return cls(**data)
