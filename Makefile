@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 EXTRAS ?= tensorflow,jax,distributed,dev
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast test-jax test-notebooks test-slow bench clean
+.PHONY: install lint demo test test-fast test-jax test-notebooks test-slow bench clean
 
 $(VENV)/.installed: setup.cfg constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,10 @@ install: $(VENV)/.installed
 demo: install
 	KERAS_BACKEND=tensorflow $(VENV)/bin/faces-keras quickstart
 
-test: install
+lint: install
+	$(VENV)/bin/lint-imports
+
+test: install lint
 	KERAS_BACKEND=tensorflow $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 	KERAS_BACKEND=jax $(PY) -m pytest -m "backend_subset and not slow" $(PYTEST_ARGS)
 

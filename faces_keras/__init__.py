@@ -1,17 +1,96 @@
 """faces-keras: a Keras modelling suite for recognising facial attributes.
 
+The public API, importable from ``faces_keras``::
+
+    import faces_keras as fk
+
+    schema = fk.load_schema("grids")
+    data = fk.prepare_dataset(schema, "photos/faces-labels.csv", "prepared/grids")
+    run = fk.train(fk.TrainConfig(dataset=str(data), epochs=10), "runs/grids")
+    fk.Run(run.path).metrics()
+
 The package reads as the pipeline: :mod:`faces_keras.labels` (schemas) and
 :mod:`faces_keras.data` (prepare, augment, split, store) →
 :mod:`faces_keras.models` → :mod:`faces_keras.training` and
 :mod:`faces_keras.tuning` → :mod:`faces_keras.thresholds` →
-:mod:`faces_keras.reports` and :mod:`faces_keras.inference`.
-Nothing here imports TensorFlow; Keras runs on whichever backend
-``KERAS_BACKEND`` names (tensorflow by default).
+:mod:`faces_keras.reports` and :mod:`faces_keras.inference`. Names load on
+first use, so ``import faces_keras`` imports neither Keras nor TensorFlow; Keras
+runs on whichever backend ``KERAS_BACKEND`` names (tensorflow by default).
 """
 
+from __future__ import annotations
+
+import importlib
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
+
+# public name -> the module that defines it
+_PUBLIC = {
+    # labels and data
+    "Schema": "faces_keras.labels.schema",
+    "load_schema": "faces_keras.labels.schema",
+    "Dataset": "faces_keras.data.store",
+    "PrepareConfig": "faces_keras.data.prepare",
+    "SplitConfig": "faces_keras.data.split",
+    "prepare_dataset": "faces_keras.data.prepare",
+    "combine_datasets": "faces_keras.data.combine",
+    "show_dataset": "faces_keras.data.present",
+    # models and training
+    "ModelConfig": "faces_keras.models.config",
+    "TrainConfig": "faces_keras.training.config",
+    "train": "faces_keras.training.train",
+    "resume": "faces_keras.training.train",
+    "compare": "faces_keras.training.compare",
+    # thresholds
+    "ThresholdConfig": "faces_keras.thresholds.tune",
+    "tune_thresholds": "faces_keras.thresholds.tune",
+    # runs
+    "Run": "faces_keras.run",
+    "RunDir": "faces_keras.rundir",
+    "QuickstartConfig": "faces_keras.quickstart",
+    "quickstart": "faces_keras.quickstart",
+    # errors
+    "FacesKerasError": "faces_keras.errors",
+    "ConfigError": "faces_keras.errors",
+}
+_OPTIONAL = {  # names whose modules are newer; listed when present
+    "TuneConfig": "faces_keras.tuning",
+    "tune": "faces_keras.tuning",
+    "ReportConfig": "faces_keras.reports",
+    "write_report": "faces_keras.reports",
+    "PredictConfig": "faces_keras.inference.predict",
+    "predict_photos": "faces_keras.inference.predict",
+    "export_model": "faces_keras.inference.export",
+    "EvaluateConfig": "faces_keras.inference.evaluate",
+    "EmbedConfig": "faces_keras.inference.embed",
+}
+
+
+def _present(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+_PUBLIC.update({name: module for name, module in _OPTIONAL.items() if _present(module)})
+__all__ = sorted(_PUBLIC) + ["__version__"]
+
+
+def __getattr__(name: str):
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'faces_keras' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,56 @@
+"""The package's layers: the bottom imports no Keras, and the import contract holds."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+KERAS_FREE = ["faces_keras", "faces_keras.errors", "faces_keras.io", "faces_keras.locking", "faces_keras.settings",
+              "faces_keras.tables", "faces_keras.rundir", "faces_keras.labels", "faces_keras.labels.heads",
+              "faces_keras.thresholds", "faces_keras.reports.metrics", "faces_keras.models",
+              "faces_keras.models.config", "faces_keras.training.config", "faces_keras.data.prepare",
+              "faces_keras.cli"]
+
+
+def test_importing_the_bottom_layer_imports_no_keras():
+    code = ("import sys\n"
+            f"for name in {KERAS_FREE!r}: __import__(name)\n"
+            "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('keras', 'tensorflow', 'keras_tuner', "
+            "'jax', 'torch'))\n"
+            "print(','.join(loaded))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"the Keras-free modules imported {out.stdout.strip()}"
+
+
+def test_the_public_api_is_lazy_and_complete():
+    code = ("import sys, faces_keras\n"
+            "assert 'keras' not in sys.modules\n"
+            "missing = [n for n in faces_keras.__all__ if getattr(faces_keras, n, None) is None]\n"
+            "print(missing)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
+
+
+def test_no_module_but_the_cli_parses_flags_or_prints():
+    offenders = []
+    for path in (ROOT / "faces_keras").rglob("*.py"):
+        if "cli" in path.relative_to(ROOT / "faces_keras").parts:
+            continue
+        text = path.read_text()
+        if "import argparse" in text or "print(" in text:
+            offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
+
+
+@pytest.mark.skipif(shutil.which("lint-imports", path=str(Path(sys.executable).parent)) is None,
+                    reason="import-linter is not installed (pip install -e .[dev])")
+def test_the_layers_contract_holds():
+    out = subprocess.run([str(Path(sys.executable).parent / "lint-imports")], cwd=ROOT, capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stdout[-3000:]
