@@ -166,7 +166,7 @@ def load_labelled_set(data: str | Path, run: RunDir, *, labels: str | None = Non
         set_schema(data, run, labels=labels, schema=schema)  # refuses --labels/--schema with a dataset
         dataset = Dataset.load(data)
         faces = dataset.faces
-        keep = (faces["augmentation"] == "identity").to_numpy()
+        keep = (faces["augmentation"] == "identity").to_numpy().copy()
         if splits:
             present = sorted(set(faces["split"]))
             absent = [s for s in splits if s not in present]
