@@ -7,7 +7,9 @@ import pytest
 from keras import ops
 
 from faces_keras.labels import load_schema
-from faces_keras.models import ModelConfig, build_model, compile_model, plan_heads
+from faces_keras.labels.heads import plan_heads
+from faces_keras.models.config import ModelConfig
+from faces_keras.models.presets import build_model, compile_model
 from faces_keras.models.heads import (MaskedBinaryCrossentropy, MaskedHuber, MaskedPrecision,
                                       MaskedSparseCategoricalCrossentropy, class_balance_weights)
 
