@@ -25,5 +25,16 @@ class RunError(FacesKerasError):
     """A run directory is missing, incomplete or inconsistent."""
 
 
+class OutputExistsError(FacesKerasError, FileExistsError):
+    """An output folder or file exists and overwriting it was not asked for."""
+
+
+class UnknownLabelError(FacesKerasError, KeyError):
+    """A label name the schema does not have."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 class ConfigError(FacesKerasError, ValueError):
     """A setting (a flag, a config file's key, a configuration field) has a value of the wrong kind."""

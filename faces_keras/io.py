@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from faces_keras.errors import OutputExistsError
+
 
 def _tmp_beside(path: Path, suffix: str = "") -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
@@ -79,7 +81,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     path = Path(path)
     with folder_lock(path, "dataset folder"):
         if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+            raise OutputExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
         path.parent.mkdir(parents=True, exist_ok=True)
         # Under the lock no other build is running, so any partial folder is a dead build's.
         for stale in path.parent.glob(f".{path.name}.partial*"):

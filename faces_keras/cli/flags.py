@@ -123,7 +123,7 @@ def _help(meta, f: dataclasses.Field) -> str:
     return f"{text} (default: {shown})"
 
 
-def add_settings(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, *,
+def add_settings(parser: Any, cls: type, *,
                  exclude: typing.Iterable[str] = (), prefix: str = "") -> None:
     """Add a flag for every declared setting of ``cls`` (nested settings under their own prefix).
 

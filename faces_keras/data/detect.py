@@ -27,7 +27,7 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 import cv2
 import numpy as np
 
-from faces_keras.errors import FacesKerasError, ImageError
+from faces_keras.errors import ConfigError, FacesKerasError, ImageError
 
 HAAR_CASCADE_FILE = "haarcascade_frontalface_default.xml"
 
@@ -269,7 +269,7 @@ def make_detector(name: str = "haar", **params) -> FaceDetector:
     """Build the detector called ``name`` (``haar``, ``mtcnn``) with its parameters."""
     key = str(name).strip().lower()
     if key not in DETECTORS:
-        raise ValueError(f"unknown face detector {name!r}; known detectors: {', '.join(DETECTORS)}")
+        raise ConfigError(f"unknown face detector {name!r}; known detectors: {', '.join(DETECTORS)}")
     return DETECTORS[key](**params)
 
 

@@ -26,7 +26,7 @@ from faces_keras.data.grids import GridLayout, cut_grids
 from faces_keras.data.images import center_crop, read_image, to_face
 from faces_keras.data.split import SplitConfig, assign_splits
 from faces_keras.data.store import write_dataset
-from faces_keras.errors import ConfigError, DatasetError, ImageError, LabelsError
+from faces_keras.errors import ConfigError, DatasetError, ImageError, LabelsError, OutputExistsError
 from faces_keras.settings import setting, validate
 from faces_keras.labels.schema import Schema
 from faces_keras.labels.sources import load_labels
@@ -219,7 +219,7 @@ def prepare_dataset(schema: Schema, labels_source: str | Path, out_dir: str | Pa
 
     with folder_lock(out_dir, "dataset folder"):
         if Path(out_dir).exists() and not overwrite:
-            raise FileExistsError(f"{out_dir} exists; pass overwrite=True (--overwrite) to replace it")
+            raise OutputExistsError(f"{out_dir} exists; pass overwrite=True (--overwrite) to replace it")
         return _prepare_dataset(schema, labels_source, out_dir, photos=photos, config=config,
                                 overwrite=overwrite, strict=strict)
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from faces_keras.errors import SchemaError
+from faces_keras.errors import SchemaError, UnknownLabelError
 
 FORMATS = (
     "delimited",  # face_nr;sex;hair;... with one character per value
@@ -126,7 +126,7 @@ class Schema:
         for label in self.labels:
             if label.name == name:
                 return label
-        raise KeyError(f"schema {self.name!r} has no label {name!r}; it has {self.label_names}")
+        raise UnknownLabelError(f"schema {self.name!r} has no label {name!r}; it has {self.label_names}")
 
     def select(self, names: list[str] | None) -> "Schema":
         """The same schema restricted to ``names`` (in that order)."""

@@ -42,6 +42,7 @@ from typing import Any
 import keras
 from keras import layers
 
+from faces_keras.errors import ConfigError
 from faces_keras.models.heads import Head
 
 from faces_keras.models.config import PRESET_SIZES, PRESETS, RESIDUAL_PRESETS, ModelConfig  # noqa: F401
@@ -182,7 +183,7 @@ def compile_model(model: keras.Model, heads: list[Head], learning_rate: float | 
     head_weights = dict(head_weights or {})
     unknown = set(head_weights) - {h.name for h in heads}
     if unknown:
-        raise ValueError(f"head weight(s) for {sorted(unknown)}: the model's heads are "
+        raise ConfigError(f"head weight(s) for {sorted(unknown)}: the model's heads are "
                          f"{[h.name for h in heads]}")
 
     def loss_for(head: Head):
