@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from faces_keras.reports.html import write_run_report
-from tests.test_reports import parse_report, train_grid_run
+from tests.test_reports import build_grid_run, parse_report
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 
@@ -44,9 +44,9 @@ def headless(chromium: str, profile: Path, *args: str) -> subprocess.CompletedPr
 
 
 @pytest.fixture(scope="module")
-def full_report(tmp_path_factory, grids_dataset) -> Path:
-    """The grid run's test report with every face (per_class=0)."""
-    run = train_grid_run(grids_dataset, tmp_path_factory.getbasetemp())
+def full_report(tmp_path_factory) -> Path:
+    """The hand-built grid run's test report with every face (per_class=0)."""
+    run = build_grid_run(tmp_path_factory.getbasetemp())
     return write_run_report(run, per_class=0, out=tmp_path_factory.mktemp("browser") / "report.html")
 
 

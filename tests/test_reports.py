@@ -1,4 +1,10 @@
-"""Prediction reports (terminal, HTML, PNG, CSV) on real one-epoch runs of grid and FER-2013 faces.
+"""Prediction reports (terminal, HTML, PNG, CSV, per-group tables, calibration) on hand-built runs.
+
+No Keras here: each run directory is built by hand, the way training leaves
+one (schema.yaml, manifest.json, predictions.npz via RunDir.save_predictions,
+thresholds.json tuned on its validation split, history.png), over a small
+prepared dataset of the package's synthetic faces. Predictions are noisy
+functions of the truth, so every report has right and wrong faces.
 
 Right and wrong are recomputed here from predictions.npz and thresholds.json
 alone, never through the report code, and compared with what each report shows.
@@ -10,16 +16,18 @@ import io
 import json
 import re
 import shutil
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
 
 from faces_keras.reports.report import load_report_data, write_predictions_csv
 from faces_keras.rundir import RunDir
-from tests.conftest import tiny_model
 
 ESCAPE = "\x1b["
 GREEN, RED = "\x1b[32m", "\x1b[31m"
@@ -27,46 +35,123 @@ COLOURED = re.compile(r"\x1b\[(32|31)m([^\x1b]*)\x1b\[0m")
 # What a report needs from a run (not the model), for copies the tests change.
 RUN_FILES = ("config.yaml", "schema.yaml", "manifest.json", "predictions.npz", "thresholds.json",
              "history.png", "thresholds.png")
+SPLIT_SHARES = (("train", 0.6), ("val", 0.2), ("test", 0.2))
 
 
-# -- runs ---------------------------------------------------------------------------------
+# -- hand-built runs ------------------------------------------------------------------------
 
-def train_grid_run(dataset: Path, base: Path) -> RunDir:
-    """One epoch on the real grid faces, trained once per test session (cached under ``base``)."""
-    from faces_keras.training.train import TrainConfig, train
+def _truth(schema, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Encoded truth per label: binary 1/0 with a few missing, classes, ages in years."""
+    truth = {}
+    for k, label in enumerate(schema.labels):
+        if label.kind == "binary":
+            values = (rng.random(n) < 0.25 + 0.1 * k).astype(int)
+            if k:  # the first label is always known, the others miss a few faces
+                values[rng.random(n) < 0.05] = -1
+        elif label.kind == "multiclass":
+            values = rng.integers(0, label.num_classes, n)
+        else:
+            values = np.round(rng.uniform(1, 90, n))
+        truth[label.name] = values
+    if any(label.bands for label in schema.labels):  # age_band follows age, as prepare reads it
+        for label in schema.labels:
+            if label.bands:
+                truth[label.name] = np.digitize(truth["age"], label.bands[1:-1]).astype(int)
+    return truth
 
-    path = base / "report-runs" / "grids"
-    if (path / "metrics.json").is_file():
-        return RunDir(path)
-    config = TrainConfig(dataset=str(dataset), epochs=1, max_train=128, verbose=0, model=tiny_model())
-    return train(config, path, overwrite=True)
+
+def _outputs(head, truth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A noisy model's output for ``truth``: mostly right, sometimes confidently wrong."""
+    m = len(truth)
+    if head.kind == "binary":
+        signal = np.where(truth == 1, 1.0, np.where(truth == 0, -1.0, 0.0))
+        logits = 1.6 * signal + rng.normal(0, 1.4, truth.shape)
+        return (1 / (1 + np.exp(-logits))).astype("float32")
+    if head.kind == "multiclass":
+        logits = rng.normal(0, 1, (m, head.units))
+        known = truth >= 0
+        logits[np.flatnonzero(known), truth[known].astype(int)] += 1.8
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return (exp / exp.sum(axis=1, keepdims=True)).astype("float32")
+    return (truth.reshape(m, 1) + rng.normal(0, 8, (m, 1))).astype("float32")
 
 
-@pytest.fixture(scope="module")
-def grid_run(tmp_path_factory, grids_dataset) -> RunDir:
-    return train_grid_run(grids_dataset, tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture(scope="module")
-def fer_run(tmp_path_factory, data_dir) -> RunDir:
-    """A multiclass run: 63 real FER-2013 faces (6 train + 3 test per emotion) copied to a temp folder."""
-    from faces_keras.data.prepare import PrepareConfig, prepare_dataset
+def build_run(base: Path, schema_name: str = "grids", n: int = 200, seed: int = 0, size: int = 32,
+              gray: bool = True) -> RunDir:
+    """A run directory as training leaves it, over a prepared dataset of ``n`` synthetic faces."""
+    from faces_keras.data.store import Dataset, write_dataset
+    from faces_keras.data.synthetic import draw_face
     from faces_keras.labels import load_schema
-    from faces_keras.training.train import TrainConfig, train
+    from faces_keras.labels.heads import make_targets, plan_heads
+    from faces_keras.reports.plots import plot_history
+    from faces_keras.thresholds import plot_threshold_curves
+    from faces_keras.thresholds.tune import tune_thresholds
 
-    base = tmp_path_factory.mktemp("fer")
-    schema = load_schema("fer2013")
-    for split, count in (("train", 6), ("test", 3)):
-        for emotion in schema["emotion"].classes:
-            source = data_dir / "fer2013" / split / emotion
-            target = base / "photos" / split / emotion
-            target.mkdir(parents=True)
-            for file in sorted(source.iterdir())[:count]:
-                shutil.copy(file, target / file.name)
-    dataset = prepare_dataset(schema, base / "photos", base / "dataset",
-                              config=PrepareConfig(size=48, workers=1))
-    config = TrainConfig(dataset=str(dataset), epochs=1, verbose=0, model=tiny_model())
-    return train(config, base / "run")
+    schema = load_schema(schema_name)
+    rng = np.random.default_rng(seed)
+    truth = _truth(schema, n, rng)
+    drawn = {name: np.clip(truth[name], 0, 1).astype(int) for name in ("sex", "glasses", "hat", "beard")
+             if name in truth and schema[name].kind == "binary"}
+    images = np.stack([draw_face(rng, {k: int(v[i]) for k, v in drawn.items()}, size) for i in range(n)])
+    if gray:
+        images = cv2.cvtColor(images.reshape(-1, size, 3), cv2.COLOR_BGR2GRAY).reshape(n, size, size, 1)
+    else:
+        images = images[..., ::-1].copy()  # RGB
+    splits = np.concatenate([[name] * int(round(share * n)) for name, share in SPLIT_SHARES])[:n]
+    splits = rng.permutation(splits)
+    faces = pd.DataFrame({"id": [f"{i + 1}" for i in range(n)], "source_id": [f"photo{i // 25}" for i in range(n)],
+                          "split": splits, "augmentation": "identity", "origin": "synthetic", **truth})
+    dataset = write_dataset(base / "dataset", images, faces, schema, settings={"size": size})
+    run = RunDir(base / "run")
+    run.path.mkdir(parents=True)
+    schema.dump(run / "schema.yaml")
+    (run / "manifest.json").write_text(json.dumps({**Dataset.load(dataset).manifest, "path": str(dataset)}))
+    run.write_config({"model": {"preset": "hand-built"}})
+    heads = plan_heads(schema)
+    targets = make_targets(faces, heads)
+    arrays = {}
+    for split in ("val", "test"):
+        index = np.flatnonzero(splits == split)
+        arrays[f"{split}/index"] = index
+        for head in heads:
+            arrays[f"{split}/{head.name}/true"] = targets[head.name][index]
+            arrays[f"{split}/{head.name}"] = _outputs(head, targets[head.name][index], rng)
+    run.save_predictions(arrays)
+    binary = [h for h in heads if h.kind == "binary"]
+    if binary:
+        head = binary[0]
+        tuned = tune_thresholds(arrays[f"val/{head.name}/true"].astype(int), arrays[f"val/{head.name}"],
+                                list(head.labels))
+        tuned.save(run / "thresholds.json")
+        plot_threshold_curves(tuned, run / "thresholds.png")
+    plot_history(pd.DataFrame({"epoch": [0, 1, 2], "loss": [0.9, 0.7, 0.6], "val_loss": [0.95, 0.8, 0.75]}),
+                 run / "history.png")
+    return run
+
+
+def build_grid_run(base: Path) -> RunDir:
+    """The five binary labels of the grid schema on 200 synthetic gray faces (cached under ``base``)."""
+    path = base / "report-runs" / "grids"
+    if (path / "run" / "history.png").is_file():
+        return RunDir(path / "run")
+    return build_run(path)
+
+
+@pytest.fixture(scope="module")
+def grid_run(tmp_path_factory) -> RunDir:
+    return build_grid_run(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="module")
+def fer_run(tmp_path_factory) -> RunDir:
+    """A multiclass run: the seven FER-2013 emotions on 150 synthetic gray faces."""
+    return build_run(tmp_path_factory.mktemp("fer"), "fer2013", n=150, seed=1, size=48)
+
+
+@pytest.fixture(scope="module")
+def utk_run(tmp_path_factory) -> RunDir:
+    """sex (binary), race and age_band (multiclass) and age (regression) on 200 synthetic colour faces."""
+    return build_run(tmp_path_factory.mktemp("utk"), "utkface", n=200, seed=2, gray=False)
 
 
 def copy_run(run: RunDir, target: Path, leave_out: tuple[str, ...] = ()) -> RunDir:
@@ -166,6 +251,112 @@ def parse_report(text: str) -> ReportHTML:
     return parser
 
 
+# -- the library: keras-free, typed, nothing printed ---------------------------------------
+
+def test_importing_reports_leaves_keras_out():
+    code = ("import sys, faces_keras.reports, faces_keras.reports.html, faces_keras.reports.gallery; "
+            "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_report_config_declares_todays_flags_and_checks_values():
+    from faces_keras.errors import ConfigError
+    from faces_keras.reports import ReportConfig
+    from faces_keras.settings import settings_of
+
+    flags = {f.name: meta.flag or "--" + f.name.replace("_", "-") for f, meta in settings_of(ReportConfig)}
+    assert flags == {"split": "--split", "per_class": "--per-class", "color": "--no-color", "out": "--out"}
+    assert ReportConfig() == ReportConfig("test", 5, True, None)
+    for bad in ({"split": "train"}, {"per_class": -1}, {"per_class": "many"}):
+        with pytest.raises(ConfigError):
+            ReportConfig(**bad)
+
+
+def test_write_report_writes_every_file_and_returns_the_terminal_text(grid_run, tmp_path, capsys):
+    from faces_keras.reports import ReportConfig, write_report
+
+    result = write_report(grid_run, ReportConfig(split="val", per_class=2, out=str(tmp_path / "out")))
+    assert capsys.readouterr().out == ""  # the library prints nothing
+    names = [path.name for path in result.paths]
+    assert names == ["report_val.html", "report_val.png", "predictions_val.csv", "groups_val.csv",
+                     "groups_val.md", "reliability_val.png"]
+    assert all(path.parent == tmp_path / "out" and path.is_file() for path in result.paths)
+    assert result.reliability.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert GREEN in result.terminal and ESCAPE not in result.terminal_plain
+    assert re.sub(r"\x1b\[[0-9;]*m", "", result.terminal) == result.terminal_plain.replace(
+        "colour off: right/wrong per face in the CSV", "green: right, red: wrong")
+    assert "expected calibration error" in result.terminal_plain
+    plain = write_report(grid_run, ReportConfig(color=False, out=str(tmp_path / "plain")))
+    assert plain.terminal == plain.terminal_plain and plain.html.name == "report.html"
+    assert plain.groups_csv.name == "groups.csv" and plain.reliability.name == "reliability.png"
+
+
+def _set_inputs(run: RunDir, split: str = "test"):
+    """A labelled set as `evaluate` has it: rows with id and truth, images, head outputs, thresholds."""
+    from faces_keras.data.store import Dataset
+
+    preds = np.load(run / "predictions.npz")
+    dataset = Dataset.load(json.loads((run / "manifest.json").read_text())["path"])
+    index = preds[f"{split}/index"]
+    faces = dataset.faces.iloc[index].reset_index(drop=True)
+    probabilities = {"labels": preds[f"{split}/labels"]}
+    thresholds = json.loads((run / "thresholds.json").read_text())["thresholds"]
+    return faces, dataset.images[index], probabilities, thresholds
+
+
+def test_write_set_report_scores_any_labelled_set(grid_run, tmp_path):
+    from faces_keras.reports import ReportConfig, write_set_report
+
+    faces, images, probabilities, thresholds = _set_inputs(grid_run)
+    faces = faces[["id", *[c for c in faces.columns if c in thresholds]]]  # id and the labels only
+    result = write_set_report(tmp_path / "second", schema=grid_run.schema(), faces=faces, images=images,
+                              probabilities=probabilities, thresholds=thresholds,
+                              config=ReportConfig(per_class=0, color=False), title="second batch")
+    assert [p.name for p in result.paths][:3] == ["report.html", "report_test.png", "predictions_test.csv"]
+    expected = expected_binary(grid_run)
+    table = pd.read_csv(result.predictions, dtype={"id": str})
+    assert table["id"].tolist() == faces["id"].tolist()
+    page = parse_report(result.html.read_text())
+    for name, (right, labelled, predicted) in expected.items():
+        assert table[f"{name}_right"][labelled].astype(bool).tolist() == right[labelled].tolist()
+        cells = [c for c in page.cells if c["label"] == name]
+        assert sum(c["status"] == "right" for c in cells) == int(right.sum())
+    assert "second batch" in result.html.read_text() and "second batch" in result.terminal
+
+
+def test_write_set_report_refuses_what_does_not_fit_the_schema(grid_run, tmp_path):
+    from faces_keras.reports import ReportError, write_set_report
+
+    faces, images, probabilities, thresholds = _set_inputs(grid_run)
+    schema = grid_run.schema()
+    common = dict(schema=schema, images=images, title="set")
+    with pytest.raises(ReportError, match="glasses"):
+        write_set_report(tmp_path / "a", faces=faces.drop(columns=["glasses"]), probabilities=probabilities,
+                         thresholds=thresholds, **common)
+    with pytest.raises(ReportError, match="threshold.*hat"):
+        write_set_report(tmp_path / "b", faces=faces, probabilities=probabilities,
+                         thresholds={k: v for k, v in thresholds.items() if k != "hat"}, **common)
+    with pytest.raises(ReportError, match="head 'labels'"):
+        write_set_report(tmp_path / "c", faces=faces, probabilities={}, thresholds=thresholds, **common)
+    with pytest.raises(ReportError, match="columns"):
+        write_set_report(tmp_path / "d", faces=faces, probabilities={"labels": probabilities["labels"][:, :3]},
+                         thresholds=thresholds, **common)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "d").exists()
+
+
+def test_reports_read_heads_from_the_schema_not_the_file_keys(grid_run, tmp_path):
+    from faces_keras.errors import RunError
+
+    run = copy_run(grid_run, tmp_path / "run")
+    arrays = dict(np.load(run / "predictions.npz"))
+    arrays["test/extra"] = arrays.pop("test/labels")  # an extra key must not pass for the binary head
+    arrays["test/extra/true"] = arrays.pop("test/labels/true")
+    run.save_predictions(arrays)
+    with pytest.raises(RunError, match="test/labels"):
+        load_report_data(run, "test")
+
+
 # -- terminal ---------------------------------------------------------------------------
 
 def test_terminal_colours_right_green_and_wrong_red_at_tuned_thresholds(grid_run):
@@ -251,9 +442,10 @@ def test_csv_has_every_test_face_and_right_agrees_with_thresholds(grid_run):
 
 # -- HTML -------------------------------------------------------------------------------
 
-def test_training_writes_a_self_contained_html_report(grid_run):
-    path = grid_run / "report.html"
-    assert path.is_file(), "evaluate_run should write report.html at the end of training"
+def test_the_html_report_is_self_contained(grid_run, tmp_path):
+    from faces_keras.reports import ReportConfig, write_report
+
+    path = write_report(grid_run, ReportConfig(out=str(tmp_path))).html
     text = path.read_text()
     page = parse_report(text)
     assert page.urls and all(u.startswith("data:") or u.startswith("#") for u in page.urls), page.urls[:5]
@@ -370,7 +562,7 @@ def test_multiclass_report_uses_argmax_and_confusion_sums_to_faces(fer_run, tmp_
     data = load_report_data(fer_run, "test")
     assert not data.warnings and data.thresholds_from is None
     page = parse_report(write_run_report(fer_run, per_class=0, out=tmp_path / "fer.html").read_text())
-    assert page.confusion["emotion"] == len(preds["test/index"]) == 21
+    assert page.confusion["emotion"] == len(preds["test/index"]) == data.n > 0
     cells = [c for c in page.cells if c["label"] == "emotion"]
     assert sum(c["status"] == "right" for c in cells) == int(right.sum()) == int(page.metrics[("emotion", "right")])
     assert sum(c["status"] == "wrong" for c in cells) == int((~right).sum())
@@ -400,22 +592,8 @@ def test_report_command_prints_plain_table_and_writes_files(grid_run, tmp_path, 
 
 # -- several heads: binary, multiclass and regression --------------------------------------
 
-@pytest.fixture(scope="module")
-def utk_run(tmp_path_factory, data_dir) -> RunDir:
-    """sex (binary), race and age_band (multiclass) and age (regression) on 120 real UTKFace faces."""
-    from faces_keras.data.prepare import PrepareConfig, prepare_dataset
-    from faces_keras.labels import load_schema
-    from faces_keras.training.train import TrainConfig, train
-
-    base = tmp_path_factory.mktemp("utk")
-    dataset = prepare_dataset(load_schema("utkface"), data_dir / "utkface" / "crop_part1", base / "dataset",
-                              config=PrepareConfig(size=32, limit=120, workers=1))
-    config = TrainConfig(dataset=str(dataset), epochs=1, verbose=0, model=tiny_model())
-    return train(config, base / "run")
-
-
 def test_multi_head_report_judges_classes_and_shows_regression_uncoloured(utk_run, tmp_path):
-    from faces_keras.models.heads import plan_heads
+    from faces_keras.labels.heads import plan_heads
     from faces_keras.reports.html import write_run_report
     from faces_keras.reports.terminal import render_report
 

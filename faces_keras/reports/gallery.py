@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from faces_keras.io import atomic_path
-from faces_keras.reports.report import DEFAULT_PER_CLASS, RIGHT, WRONG, ReportData
+from faces_keras.reports.results import DEFAULT_PER_CLASS, RIGHT, WRONG, ReportData
 
 COLOURS = {RIGHT: "#1a7f37", WRONG: "#cf222e"}
 NEUTRAL = "#444444"
@@ -44,7 +44,7 @@ def plot_gallery(data: ReportData, positions: np.ndarray | None = None, *,
     text_inches = LINE_INCHES * (len(data.labels) + 1.6)
     cell_height = CELL_INCHES * 0.72 + text_inches
     figure = Figure(figsize=(CELL_INCHES * columns, cell_height * rows + 0.6))
-    title = f"{data.run.path.name}: {data.sampling_note(per_class, total)}"
+    title = f"{data.name}: {data.sampling_note(per_class, total)}"
     if total > len(positions):
         title += f" (first {len(positions)} drawn)"
     figure.suptitle(title, fontsize=9)

@@ -13,6 +13,10 @@ and never reaches the network. The page holds:
   false positives and false negatives (links to ``#<filter>`` anchors: the
   script hides the other faces, and CSS ``:target`` rules do the same with
   scripts off);
+* per-group metrics: each label's scores split by every other label, with
+  bootstrap intervals and the gaps beyond the noise flagged (:mod:`.groups`);
+* calibration: the expected calibration error and a reliability diagram per
+  binary label and multiclass head (:mod:`.calibration`);
 * the training history and threshold curves, when the run has them.
 
 :func:`write_run_report` runs at the end of every training, so it is built
@@ -31,42 +35,81 @@ from pathlib import Path
 import numpy as np
 
 from faces_keras.io import atomic_write_text
-from faces_keras.reports.report import (DEFAULT_PER_CLASS, LabelResult, ReportData,
-                                        binary_confusion, load_report_data, metrics_tables,
-                                        report_filename)
+from faces_keras.reports.calibration import ReliabilityCurve, calibration_curves
+from faces_keras.reports.groups import GroupReport, group_metrics
+from faces_keras.reports.load import load_report_data
+from faces_keras.reports.results import (DEFAULT_PER_CLASS, LabelResult, ReportData, binary_confusion,
+                                         metrics_tables)
 from faces_keras.rundir import RunDir
 
 FACE_PIXELS = 96  # faces are shown at this size, whatever the dataset's
 
 
+def report_filename(split: str) -> str:
+    """``report.html`` for test (what training writes), ``report_<split>.html`` otherwise."""
+    return "report.html" if split == "test" else f"report_{split}.html"
+
+
 def write_run_report(run: RunDir | str | Path, split: str = "test", per_class: int = DEFAULT_PER_CLASS,
                      out: str | Path | None = None, seed: int = 0) -> Path:
-    """Write the HTML report of ``run`` (default ``<run>/report.html``, atomically); return its path."""
+    """Write the HTML report of one split of a run (only the page; ``write_report`` writes every file).
+
+    Args:
+        run: the run directory.
+        split: ``val`` or ``test``.
+        per_class: faces of each class of each label in the gallery (0: all).
+        out: the HTML file (default ``<run>/report.html``, ``report_val.html`` for val).
+        seed: the sampling seed.
+
+    Returns:
+        The path written (atomically).
+    """
     data = load_report_data(run, split)
-    path = Path(out) if out else data.run / report_filename(split)
+    path = Path(out) if out else Path(data.source) / report_filename(split)
     return write_html_report(data, path, per_class=per_class, seed=seed)
 
 
 def write_html_report(data: ReportData, path: str | Path, per_class: int = DEFAULT_PER_CLASS,
-                      seed: int = 0) -> Path:
+                      seed: int = 0, groups: GroupReport | None = None,
+                      calibration: dict[str, ReliabilityCurve] | None = None) -> Path:
+    """Write :func:`render_html` to ``path`` atomically; return the path."""
     path = Path(path)
-    atomic_write_text(path, render_html(data, per_class=per_class, seed=seed))
+    atomic_write_text(path, render_html(data, per_class=per_class, seed=seed, groups=groups,
+                                        calibration=calibration))
     return path
 
 
-def render_html(data: ReportData, per_class: int = DEFAULT_PER_CLASS, seed: int = 0) -> str:
-    """The whole page as a string."""
+def render_html(data: ReportData, per_class: int = DEFAULT_PER_CLASS, seed: int = 0,
+                groups: GroupReport | None = None,
+                calibration: dict[str, ReliabilityCurve] | None = None) -> str:
+    """The whole page as a string.
+
+    Args:
+        data: the report's data.
+        per_class: faces of each class of each label in the gallery (0: all).
+        seed: the sampling seed.
+        groups: the per-group metrics (computed here when not given).
+        calibration: label -> reliability curve (computed here when not given).
+
+    Returns:
+        The HTML document.
+    """
     positions = data.sample(per_class, seed)
     tables = metrics_tables(data)
     filters = _filters(data, positions)
-    title = f"{data.run.path.name}: {data.split} predictions"
+    groups = group_metrics(data.labels) if groups is None else groups
+    calibration = calibration_curves(data.labels) if calibration is None else calibration
+    title = f"{data.name}: {data.split} predictions"
     body = "\n".join([
         f"<header><h1>{_e(title)}</h1>{_facts(data)}</header>",
         *[f'<p class="warning">&#9888; {_e(message)}</p>' for message in data.warnings],
         '<nav><a href="#metrics">Metrics</a> <a href="#confusion">Confusion matrices</a> '
+        '<a href="#groups">Groups</a> <a href="#calibration">Calibration</a> '
         '<a href="#gallery">Faces</a> <a href="#training">Training</a></nav>',
         _metrics_section(data, tables),
         _confusion_section(data, tables),
+        _groups_section(groups),
+        _calibration_section(calibration),
         _gallery_section(data, positions, per_class, filters),
         _training_section(data),
     ])
@@ -103,7 +146,7 @@ def _metrics_section(data: ReportData, tables: dict) -> str:
         columns = [("n", "n", 0), ("prevalence", "prevalence", 3), ("threshold", "threshold", 2),
                    ("precision", "precision", 3), ("recall", "recall", 3), ("f1", "F1", 3),
                    ("accuracy", "accuracy", 3), ("tp", "TP", 0), ("fp", "FP", 0), ("fn", "FN", 0),
-                   ("tn", "TN", 0), ("roc_auc", "ROC AUC", 3)]
+                   ("tn", "TN", 0), ("roc_auc", "ROC AUC", 3), ("ece", "ECE", 3)]
         head = "".join(f"<th>{_e(title)}</th>" for _, title, _ in columns)
         rows = []
         for row in binary.to_dict(orient="records"):
@@ -119,11 +162,12 @@ def _metrics_section(data: ReportData, tables: dict) -> str:
                      f'<td data-metric="accuracy">{_number(result["accuracy"])}</td>'
                      f'<td data-metric="macro_f1">{_number(result["macro_f1"])}</td>'
                      f'<td data-metric="right">{result["right"]}</td>'
-                     f'<td data-metric="wrong">{result["wrong"]}</td>')
+                     f'<td data-metric="wrong">{result["wrong"]}</td>'
+                     f'<td data-metric="ece">{_number(result["ece"])}</td>')
             rows.append(f'<tr data-label="{_e(name)}"><th>{_e(name)}</th>{cells}</tr>')
         parts.append('<h3>Multiclass labels</h3><p class="note">arg-max over classes, no threshold</p>'
                      '<table class="metrics multiclass"><tr><th>label</th><th>n</th><th>accuracy</th>'
-                     f'<th>macro F1</th><th>right</th><th>wrong</th></tr>{"".join(rows)}</table>')
+                     f'<th>macro F1</th><th>right</th><th>wrong</th><th>ECE</th></tr>{"".join(rows)}</table>')
     if tables["regression"]:
         rows = "".join(
             f'<tr data-label="{_e(name)}"><th>{_e(name)}</th><td data-metric="n">{m["n"]}</td>'
@@ -225,7 +269,7 @@ def _card(data: ReportData, position: int, filter_ids: list[str]) -> str:
                     f'<td class="cell {cell.status}" data-label="{_e(cell.label)}" '
                     f'data-truth="{_e(cell.truth)}" data-pred="{_e(cell.prediction)}">'
                     f"{_e(cell.prediction)}{prob}</td></tr>")
-    return (f'<figure class="{classes}" data-index="{int(data.faces["index"].iat[position])}">'
+    return (f'<figure class="{classes}" data-index="{data.face_index(position)}">'
             f'{_face_img(data.image(position), face_id)}<figcaption title="{_e(face_id)}">{_e(face_id)}</figcaption>'
             f'<table class="preds">{"".join(rows)}</table></figure>\n')
 
@@ -252,11 +296,101 @@ def png_data_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
 
 
+def _groups_section(groups: GroupReport) -> str:
+    parts = ['<section id="groups"><h2>Per-group metrics</h2>',
+             f'<p class="note">each label\'s metrics on the faces of each group of every other label '
+             f'(true values); {_e(groups.method())}.</p>']
+    if not len(groups.gaps):
+        parts.append("<p>No other label to split by.</p></section>")
+        return "\n".join(parts)
+    flagged = groups.flagged
+    if len(flagged):
+        items = "".join(
+            f'<li class="gap-flag" data-label="{_e(r.label)}" data-by="{_e(r.by)}" data-metric="{_e(r.metric)}">'
+            f"{_e(r.label)} {_e(r.metric)} by {_e(r.by)}: {_e(r.worst)} {_number(r.worst_value)} against "
+            f"{_e(r.best)} {_number(r.best_value)} (gap {_number(r.gap)}, interval {_number(r.low)} to "
+            f"{_number(r.high)})</li>" for r in flagged.itertuples(index=False))
+        parts.append(f'<p class="warning">&#9888; {len(flagged)} gap(s) beyond the noise</p><ul>{items}</ul>')
+    else:
+        parts.append(f"<p>No gap beyond the noise in {len(groups.gaps)} comparisons.</p>")
+    head = ("<tr><th>label</th><th>metric</th><th>by</th><th>group</th><th>n</th><th>value</th>"
+            "<th>interval</th><th>gap (best &minus; worst)</th><th>gap interval</th></tr>")
+    rows = []
+    for r in groups.table().itertuples(index=False):
+        flag = bool(r.flagged) and r.role == "worst"
+        classes = " ".join(c for c in ("group-row", r.role, "flagged" if flag else "") if c)
+        gap = (f"<td>{_number(r.gap)}</td><td>{_number(r.gap_low)} to {_number(r.gap_high)}</td>"
+               if r.role == "worst" else "<td></td><td></td>")
+        rows.append(f'<tr class="{classes}" data-label="{_e(r.label)}" data-by="{_e(r.by)}" '
+                    f'data-group="{_e(r.group)}" data-metric-name="{_e(r.metric)}"><td>{_e(r.label)}</td>'
+                    f"<td>{_e(r.metric)}</td><td>{_e(r.by)}</td><td>{_e(r.group)}</td><td>{r.n}</td>"
+                    f'<td class="value">{_number(r.value)}</td><td>{_number(r.low)} to {_number(r.high)}</td>'
+                    f"{gap}</tr>")
+    parts.append(f'<table class="metrics groups">{head}{"".join(rows)}</table></section>')
+    return "\n".join(parts)
+
+
+def _calibration_section(calibration: dict[str, ReliabilityCurve]) -> str:
+    if not calibration:
+        return ('<section id="calibration"><h2>Calibration</h2><p>No classification labels.</p>'
+                "</section>")
+    rows = "".join(f'<tr data-label="{_e(c.label)}"><th>{_e(c.label)}</th><td>{_e(c.kind)}</td>'
+                   f'<td>{c.n}</td><td data-metric="ece">{_number(c.ece)}</td></tr>'
+                   for c in calibration.values())
+    bins = len(next(iter(calibration.values())).counts)
+    diagrams = "".join(reliability_svg(c) for c in calibration.values())
+    return ('<section id="calibration"><h2>Calibration</h2><p class="note">expected calibration error over '
+            f'{bins} equal-width bins: binary labels P(positive) against the positive rate, multiclass '
+            'labels the top-label confidence against accuracy</p>'
+            f'<table class="metrics calibration"><tr><th>label</th><th>kind</th><th>n</th><th>ECE</th></tr>'
+            f'{rows}</table><div class="diagrams">{diagrams}</div></section>')
+
+
+def reliability_svg(curve: ReliabilityCurve, size: int = 200) -> str:
+    """One reliability diagram as inline SVG: the observed rate per bin as bars, the diagonal, the ECE.
+
+    Drawn without matplotlib, so the page stays fast to write at the end of every
+    training; :func:`faces_keras.reports.calibration.save_reliability` draws the
+    same diagrams as a PNG file.
+    """
+    pad, plot = 28, size - 36
+    x = lambda v: pad + v * plot  # noqa: E731
+    y = lambda v: 8 + (1 - v) * plot  # noqa: E731
+    width = plot / len(curve.counts)
+    bars = []
+    for b, count in enumerate(curve.counts):
+        if not count:
+            continue
+        rate, conf = float(curve.observed[b]), float(curve.confidence[b])
+        bars.append(f'<rect class="bar" x="{x(curve.edges[b]) + 1:.1f}" y="{y(rate):.1f}" width="{width - 2:.1f}" '
+                    f'height="{y(0) - y(rate):.1f}" data-bin="{b}" data-count="{int(count)}" '
+                    f'data-observed="{rate:.4f}" data-confidence="{conf:.4f}"><title>{count} faces, '
+                    f'confidence {conf:.2f}, observed {rate:.2f}</title></rect>')
+    ticks = "".join(f'<text x="{x(v):.1f}" y="{y(0) + 12:.1f}" text-anchor="middle">{v:g}</text>'
+                    f'<text x="{pad - 4}" y="{y(v) + 3:.1f}" text-anchor="end">{v:g}</text>' for v in (0, 0.5, 1))
+    axis = "P(positive)" if curve.kind == "binary" else "top-label confidence"
+    return (f'<figure class="reliability" data-label="{_e(curve.label)}"><svg '
+            f'width="{size}" height="{size}" viewBox="0 0 {size} {size}" role="img" '
+            f'aria-label="reliability diagram of {_e(curve.label)}">'
+            f'<rect x="{pad}" y="8" width="{plot}" height="{plot}" class="frame"/>{"".join(bars)}'
+            f'<line x1="{x(0)}" y1="{y(0)}" x2="{x(1)}" y2="{y(1)}" class="diagonal"/>{ticks}</svg>'
+            f"<figcaption>{_e(curve.label)}: ECE {_number(curve.ece)} (n={curve.n}); x: {axis}, "
+            f"y: {'positive rate' if curve.kind == 'binary' else 'accuracy'}</figcaption></figure>")
+
+
+def figure_data_uri(figure, dpi: int = 80) -> str:
+    """A matplotlib Figure as a ``data:image/png;base64,`` URI."""
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, dpi=dpi, format="png")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def _training_section(data: ReportData) -> str:
     figures = []
-    for name, caption in (("history.png", "Training history: train against validation"),
-                          ("thresholds.png", "Threshold curves (validation): precision, recall, F1")):
-        path = data.run / name
+    for caption, path in data.plots.items():
+        path = Path(path)
         if path.is_file():
             uri = "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
             figures.append(f'<figure class="plot"><img src="{uri}" alt="{_e(caption)}">'
@@ -319,6 +453,14 @@ section, .anchor { scroll-margin-top: 3em; }  /* clear of the sticky navigation 
 .cell .p { font-weight: normal; opacity: .8; }
 .plot { margin: 1em 0; } .plot img { max-width: 100%; border: 1px solid var(--line); }
 .plot figcaption { color: var(--muted); }
+.diagrams { display: flex; flex-wrap: wrap; gap: 1em; }
+.reliability { margin: 0; } .reliability figcaption { color: var(--muted); font-size: .85em; max-width: 200px; }
+.reliability .frame { fill: #f6f8fa; stroke: var(--line); }
+.reliability .bar { fill: #0969da; opacity: .75; }
+.reliability .diagonal { stroke: var(--wrong); stroke-width: 1; stroke-dasharray: 3 2; }
+.reliability text { font-size: 9px; fill: var(--muted); }
+.groups tr.flagged td { background: var(--wrong-bg); color: var(--wrong); font-weight: 600; }
+.groups tr.best td.value { color: var(--right); }
 """
 
 SCRIPT = """\
@@ -347,4 +489,5 @@ SCRIPT = """\
 })();
 """
 
-__all__ = ["write_run_report", "write_html_report", "render_html", "png_data_uri", "FACE_PIXELS"]
+__all__ = ["write_run_report", "write_html_report", "render_html", "report_filename", "png_data_uri",
+           "figure_data_uri", "reliability_svg", "FACE_PIXELS"]

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Sequence, TextIO
 
-from faces_keras.reports.report import (DEFAULT_PER_CLASS, RIGHT, WRONG, Cell, ReportData)
+from faces_keras.reports.results import DEFAULT_PER_CLASS, RIGHT, WRONG, Cell, ReportData
 
 GREEN, RED, BOLD, RESET = "\033[32m", "\033[31m", "\033[1m", "\033[0m"
 COLOURS = {RIGHT: GREEN, WRONG: RED}
@@ -73,7 +73,7 @@ def report_header(data: ReportData, shown: int, per_class: int, color: bool) -> 
     """What the table shows and how right and wrong are judged; warnings first."""
     warn = (lambda text: f"{RED}{BOLD}{text}{RESET}") if color else (lambda text: text)
     lines = [warn(f"WARNING: {message}") for message in data.warnings]
-    lines.append(f"{data.run.path}: {data.sampling_note(per_class, shown)}")
+    lines.append(f"{data.source or data.name}: {data.sampling_note(per_class, shown)}")
     lines.append(data.threshold_note())
     legend = "green: right, red: wrong" if color else "colour off: right/wrong per face in the CSV"
     lines.append(f"probability: P(positive) for binary labels, P(predicted class) for "
@@ -98,13 +98,41 @@ def report_summary(data: ReportData, positions) -> list[str]:
     return lines
 
 
+def analysis_summary(groups=None, calibration=None) -> list[str]:
+    """The calibration errors and the flagged per-group gaps, when the caller computed them.
+
+    ``groups`` is a :class:`faces_keras.reports.groups.GroupReport`, ``calibration``
+    a mapping label -> :class:`faces_keras.reports.calibration.ReliabilityCurve`.
+    """
+    lines = []
+    if calibration:
+        errors = ", ".join(f"{name} {curve.ece:.3f}" for name, curve in calibration.items())
+        lines.append(f"expected calibration error: {errors}")
+    if groups is not None:
+        lines.extend(groups.summary_lines())
+    return ([""] + lines) if lines else []
+
+
 def render_report(data: ReportData, per_class: int = DEFAULT_PER_CLASS, seed: int = 0,
-                  color: bool = False) -> str:
-    """The whole terminal report as a string."""
+                  color: bool = False, groups=None, calibration=None) -> str:
+    """The whole terminal report as a string.
+
+    Args:
+        data: the report's data.
+        per_class: faces of each class of each label (0: all).
+        seed: the sampling seed.
+        color: ANSI colours (green right, red wrong) or plain text.
+        groups: the per-group metrics to summarise (their flagged gaps), if computed.
+        calibration: label -> reliability curve, to list the calibration errors, if computed.
+
+    Returns:
+        The text, ending in a newline.
+    """
     positions = data.sample(per_class, seed)
     rows = [(data.face_id(p), data.cells(p)) for p in positions]
     text = format_terminal_report(rows, color, report_header(data, len(positions), per_class, color))
-    return text + "\n".join(report_summary(data, positions)) + "\n"
+    lines = report_summary(data, positions) + analysis_summary(groups, calibration)
+    return text + "\n".join(lines) + "\n"
 
 
 def print_report(data: ReportData, per_class: int = DEFAULT_PER_CLASS, seed: int = 0,
@@ -115,4 +143,5 @@ def print_report(data: ReportData, per_class: int = DEFAULT_PER_CLASS, seed: int
     stream.flush()
 
 
-__all__ = ["format_terminal_report", "print_report", "render_report", "use_color", "GREEN", "RED"]
+__all__ = ["format_terminal_report", "print_report", "render_report", "analysis_summary", "use_color",
+           "GREEN", "RED"]
