@@ -285,5 +285,5 @@ def test_settings_are_checked_where_declared():
 
     with pytest.raises(ConfigError, match=r"batch_size \(--batch-size\).*expected a value >= 1"):
         PredictConfig(batch_size=0)
-    with pytest.raises(ConfigError, match=r"detector \(--detector\).*haar, mtcnn"):
+    with pytest.raises(ConfigError, match=r"detector \(--detector\).*yunet.*haar.*mtcnn"):
         PredictConfig(detector="yunet")
