@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     from faces_keras.backend import describe_device
     from faces_keras.models.presets import ModelConfig
     from faces_keras.training.train import TrainConfig, train
-    from faces_keras.tuning.search import TuneConfig, hyperband_plan, retrain_best, run_search
+    from faces_keras.tuning import TuneConfig, hyperband_plan, retrain_best, tune
 
     cpu0, wall0 = cpu_seconds(), time.perf_counter()
     how, prepare_seconds = prepare_celeba(args.dataset)
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"dataset {args.dataset}: {how}; search plan: {plan['trials']} trials, at most {plan['epochs']} epochs",
           flush=True)
     started = time.perf_counter()
-    result = run_search(config)
+    result = tune(config)
     search_seconds = time.perf_counter() - started
     completed = [r for r in result.trials if r.status == "COMPLETED"]
     epochs_run = sum(r.epochs_run or 0 for r in result.trials)

@@ -6,7 +6,6 @@ max_epochs 2, 64 training faces, a one-epoch retraining.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -26,20 +25,20 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
-from faces_keras.cli import read_config_file
-from faces_keras.errors import FacesKerasError, RunError
+from faces_keras.cli import build_parser, read_config_file
+from faces_keras.cli.tune import tune_config
+from faces_keras.errors import ConfigError, FacesKerasError, RunError
 from faces_keras.io import read_json
 from faces_keras.labels import load_schema
 from faces_keras.models.heads import Head, plan_heads
 from faces_keras.models.presets import ModelConfig, build_model
-from faces_keras.tuning.hypermodels import (ORIGINAL_DEFAULTS, describe_space, get_space,
+from faces_keras.tuning.hypermodels import (ORIGINAL_DEFAULTS, SPACES, describe_space, get_space,
                                             hypermodel_for, model_config_from_values, original_parameter_count)
-from faces_keras.tuning.search import (BEST_JSON, BEST_RUN, CONFIG_FILE, SUMMARY_CSV, SUMMARY_MD, TRIAL_RECORD,
-                                       AtomicHyperbandOracle, FacesHyperband, Heartbeat, TuneConfig,
-                                       WatchedHyperbandOracle,
-                                       add_tune_arguments,
-                                       config_from_args, hyperband_plan, keras_metric_name,
-                                       mean_tuned_f1, run_search)
+from faces_keras.tuning.oracle import AtomicHyperbandOracle, Heartbeat, WatchedHyperbandOracle
+from faces_keras.tuning.search import tune
+from faces_keras.tuning.searchdir import BEST_JSON, BEST_RUN, CONFIG_FILE, SUMMARY_CSV, SUMMARY_MD, TRIAL_RECORD
+from faces_keras.tuning.settings import SPACE_NAMES, TuneConfig, hyperband_plan
+from faces_keras.tuning.tuner import FacesHyperband, keras_metric_name, mean_tuned_f1
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -212,7 +211,7 @@ def test_chief_gives_up_a_silent_worker_and_its_trial_goes_to_another(tmp_path, 
     oracle._last_seen["tuner1"] -= 6  # tuner1 has said nothing for 6 s
     oracle.update_trial(kept.trial_id, {})  # tuner0's heartbeat: no metrics, nothing recorded
     assert not oracle.trials[kept.trial_id].metrics.exists("val_loss")
-    with caplog.at_level("WARNING", logger="faces_keras.tuning.search"):
+    with caplog.at_level("WARNING", logger="faces_keras.tuning.oracle"):
         assert oracle.give_up_silent_workers() == [lost.trial_id]
         assert oracle.give_up_silent_workers() == []
     assert f"worker tuner1 silent for 6.0 s (worker timeout 5 s): given up for dead; trial {lost.trial_id} goes " \
@@ -228,14 +227,14 @@ def test_chief_gives_up_a_silent_worker_and_its_trial_goes_to_another(tmp_path, 
     assert oracle.create_trial("tuner0").trial_id == lost.trial_id
     # tuner1 comes back with the same id: a new trial, and the chief says so.
     caplog.clear()
-    with caplog.at_level("WARNING", logger="faces_keras.tuning.search"):
+    with caplog.at_level("WARNING", logger="faces_keras.tuning.oracle"):
         back = oracle.create_trial("tuner1")
     assert back.status in ("RUNNING", "IDLE") and back.trial_id not in (kept.trial_id, lost.trial_id)
     assert "worker tuner1, given up for dead 0 s ago, is back" in caplog.text
     # A restart before the timeout runs the same trial again; the chief says so too.
     if back.status == "RUNNING":
         caplog.clear()
-        with caplog.at_level("WARNING", logger="faces_keras.tuning.search"):
+        with caplog.at_level("WARNING", logger="faces_keras.tuning.oracle"):
             assert oracle.create_trial("tuner1").trial_id == back.trial_id
         assert f"worker tuner1 asks for a trial while trial {back.trial_id} is still its own" in caplog.text
     # Two results for the lost trial (its first worker was only slow): the first is kept.
@@ -249,7 +248,7 @@ def test_chief_gives_up_a_silent_worker_and_its_trial_goes_to_another(tmp_path, 
     # A worker that dies while it waits for others' trials is given up too, or the chief would wait for it.
     oracle.tuner_ids.add("tuner2")
     oracle._last_seen["tuner2"] = time.monotonic() - 6
-    with caplog.at_level("WARNING", logger="faces_keras.tuning.search"):
+    with caplog.at_level("WARNING", logger="faces_keras.tuning.oracle"):
         assert oracle.give_up_silent_workers() == []
     assert "tuner2" not in oracle.tuner_ids and "worker tuner2 silent for 6.0 s" in caplog.text
 
@@ -344,19 +343,22 @@ def test_hypermodel_restores_adam_state_when_hyperband_continues_a_trial(tmp_pat
 
 # -- settings and the command line ---------------------------------------------------------------
 
-@pytest.mark.parametrize("changes,message", [
-    (dict(space="vgg"), "space="), (dict(objective="accuracy"), "objective="), (dict(factor=1), "factor="),
-    (dict(max_epochs=0), "max_epochs="), (dict(labels="glasses"), "labels="), (dict(role="boss"), "role="),
-    (dict(role="worker", oracle_port=8000), "worker_id="), (dict(role="chief"), "oracle_port="),
-    (dict(role="worker", worker_id="chief1", oracle_port=8000), "worker_id="),
-    (dict(role="worker", worker_id="tuner0", oracle_port=8000, overwrite=True), "overwrite"),
-    (dict(retrain_epochs=-1), "retrain_epochs="), (dict(dataset=""), "dataset"),
-    (dict(worker_timeout=0), "worker_timeout="), (dict(worker_timeout=float("inf")), "worker_timeout="),
+@pytest.mark.parametrize("changes,setting", [
+    (dict(space="vgg"), "space"), (dict(objective="accuracy"), "objective"), (dict(factor=1), "factor"),
+    (dict(max_epochs=0), "max_epochs"), (dict(labels=("glasses", "")), "labels"), (dict(max_epochs="9"), "max_epochs"),
+    (dict(worker="tuner0"), "oracle_port"), (dict(chief=True), "oracle_port"),
+    (dict(chief=True, oracle_port=70000), "oracle_port"), (dict(worker="", oracle_port=8000), "worker"),
+    (dict(chief=True, worker="tuner0", oracle_port=8000), "chief"),
+    (dict(worker="chief1", oracle_port=8000), "worker"), (dict(worker="a/b", oracle_port=8000), "worker"),
+    (dict(worker="tuner0", oracle_port=8000, overwrite=True), "overwrite"),
+    (dict(retrain_epochs=-1), "retrain_epochs"), (dict(dataset=""), "dataset"),
+    (dict(worker_timeout=0), "worker_timeout"), (dict(worker_timeout=float("inf")), "worker_timeout"),
+    (dict(worker_timeout=True), "worker_timeout"), (dict(project_name="a/b"), "project_name"),
 ])
-def test_tune_config_rejects_bad_settings(changes, message):
+def test_tune_config_rejects_bad_settings(changes, setting):
     settings = dict(dataset="prepared/grids")
     settings.update(changes)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=rf"^{setting}\b"):  # the one line names the setting first
         TuneConfig(**settings)
 
 
@@ -367,30 +369,98 @@ def test_project_names_say_what_was_searched():
     assert TuneConfig(dataset="x", project_name="mine", directory="/tmp/s").project_dir == Path("/tmp/s/mine")
 
 
-def test_tune_command_reads_only_the_flags_the_cli_has(monkeypatch):
+def test_tune_flags_fill_the_config_and_keras_tuner_variables_choose_the_role(monkeypatch, tmp_path):
     for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
         monkeypatch.delenv(name, raising=False)
-    # What `faces-keras tune` declares today: dataset, --space, --out, --config.
-    config = config_from_args(argparse.Namespace(dataset="prepared/grids", space="residual", out="s", config=None))
-    assert (config.space, config.directory, config.max_epochs, config.role) == ("residual", "s", 20, "single")
-    parser = argparse.ArgumentParser()
-    add_tune_arguments(parser)
-    args = parser.parse_args(["prepared/grids", "--labels", "glasses,smile", "--worker", "tuner1",
-                              "--oracle-port", "8123", "--max-epochs", "4", "--iterations", "2"])
-    config = config_from_args(args)
-    assert config.labels == ("glasses", "smile") and config.tuner_id == "tuner1"
-    assert (config.role, config.oracle_port, config.max_epochs, config.hyperband_iterations) == ("worker", 8123, 4, 2)
-    assert config.worker_timeout == TuneConfig.worker_timeout
-    assert config_from_args(parser.parse_args(["d", "--chief", "--oracle-port", "1", "--worker-timeout", "12.5"])
-                            ).worker_timeout == 12.5
+    parser = build_parser()
+
+    def config(*argv):
+        return tune_config(parser.parse_args(["tune", *argv]))
+
+    plain = config("prepared/grids", "--space", "residual", "--out", "s")
+    assert plain == TuneConfig(dataset="prepared/grids", space="residual", directory="s")
+    assert (plain.max_epochs, plain.role, plain.tuner_id, plain.augmentation) == (20, "single", "tuner0", True)
+    worker = config("prepared/grids", "--labels", "glasses,smile", "--worker", "tuner1", "--oracle-port", "8123",
+                    "--max-epochs", "4", "--iterations", "2", "--no-augmentation", "--project", "mine")
+    assert worker.labels == ("glasses", "smile") and worker.tuner_id == "tuner1" and not worker.augmentation
+    assert (worker.role, worker.oracle_port, worker.max_epochs, worker.hyperband_iterations) == ("worker", 8123, 4, 2)
+    assert worker.project_dir == Path("searches/mine") and worker.worker_timeout == TuneConfig.worker_timeout
+    assert config("d", "--chief", "--oracle-port", "1", "--worker-timeout", "12.5").worker_timeout == 12.5
     with pytest.raises(FacesKerasError, match="exclude"):
-        config_from_args(parser.parse_args(["d", "--chief", "--worker", "tuner0", "--oracle-port", "1"]))
+        config("d", "--chief", "--worker", "tuner0", "--oracle-port", "1")
+    with pytest.raises(FacesKerasError, match="DATASET"):
+        config()
+    # A config file fills what the command line leaves out, by setting or flag name; the command line wins.
+    settings = tmp_path / "search.yaml"
+    settings.write_text("dataset: prepared/grids\nout: elsewhere\niterations: 3\nmax-epochs: 5\n")
+    from_file = config("--config", str(settings), "--max-epochs", "7")
+    assert (from_file.dataset, from_file.directory, from_file.hyperband_iterations, from_file.max_epochs) == (
+        "prepared/grids", "elsewhere", 3, 7)
+    settings.write_text("dataset: prepared/grids\nmax_epoch: 5\n")
+    with pytest.raises(FacesKerasError, match="unknown setting 'max_epoch'"):
+        config("--config", str(settings))
     # keras-tuner's own environment variables choose the role when no flag does.
     monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner7")
     monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
     monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "9001")
-    config = config_from_args(parser.parse_args(["prepared/grids"]))
-    assert (config.role, config.worker_id, config.oracle_port) == ("worker", "tuner7", 9001)
+    from_env = config("prepared/grids")
+    assert (from_env.role, from_env.worker, from_env.oracle_port) == ("worker", "tuner7", 9001)
+    assert config("prepared/grids", "--chief", "--oracle-port", "1").role == "chief"  # a flag wins
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "chief")
+    assert config("prepared/grids").role == "chief"
+    monkeypatch.delenv("KERASTUNER_TUNER_ID")
+    with pytest.raises(FacesKerasError, match="KERASTUNER_TUNER_ID is not"):
+        config("prepared/grids")
+
+
+def test_the_space_names_the_flags_offer_are_the_spaces_there_are():
+    assert tuple(SPACES) == SPACE_NAMES
+
+
+@pytest.mark.parametrize("module", ["faces_keras.tuning", "faces_keras.tuning.settings", "faces_keras.tuning.summary",
+                                    "faces_keras.cli.tune"])
+def test_settings_and_summaries_import_neither_keras_nor_keras_tuner(module, tmp_path):
+    # A search directory is read and its settings built without either (the CLI's --help, reports).
+    code = (f"import sys, {module}\n"
+            "from faces_keras.tuning import TuneConfig, load_trials, summary_frame\n"
+            "config = TuneConfig(dataset='d', space='original')\n"
+            f"summary_frame(load_trials({str(tmp_path)!r}))\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'keras', 'keras_tuner', 'tensorflow', 'jax'}))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_worker_pauses_between_asks_the_chief_answers_with_no_trial(tmp_path, monkeypatch):
+    import faces_keras.tuning.tuner as tuner_module
+
+    heads = plan_heads(load_schema("grids"))
+    sleeps, asked = [], []
+    monkeypatch.setattr(tuner_module.time, "sleep", lambda seconds: sleeps.append((len(asked), seconds)))
+
+    class Chief:  # the answers a chief gives while other workers' trials decide the next round
+        def __init__(self, answers):
+            self.answers = list(answers)
+
+        def create_trial(self, tuner_id):
+            asked.append(tuner_id)
+            status = self.answers.pop(0)
+            return kt.engine.trial.Trial(kt.HyperParameters(), trial_id=str(len(asked)), status=status)
+
+    for worker, expected in ((True, [(1, tuner_module.IDLE_WAIT_SECONDS), (4, tuner_module.IDLE_WAIT_SECONDS)]),
+                             (False, [])):
+        tuner = FacesHyperband(hypermodel_for("default", heads, (64, 64, 1)), objective=kt.Objective("val_loss", "min"),
+                               max_epochs=2, factor=2, hyperband_iterations=1, seed=0, directory=str(tmp_path),
+                               project_name=f"worker-{worker}", overwrite=False)
+        monkeypatch.setattr(tuner, "_is_worker", lambda worker=worker: worker)
+        monkeypatch.setattr(tuner, "_try_run_and_update_trial", lambda trial, *args, **kwargs: None)
+        monkeypatch.setattr(tuner, "on_trial_end", lambda trial: None)
+        tuner.oracle = Chief(["IDLE", "RUNNING", "RUNNING", "IDLE", "STOPPED"])
+        sleeps.clear(), asked.clear()
+        tuner.search()
+        # Asked five times; paused only before an ask that follows an IDLE answer.
+        assert len(asked) == 5 and sleeps == expected, (worker, sleeps)
 
 
 @pytest.mark.parametrize("role", [[], ["--chief", "--oracle-port", "1"]], ids=["single", "chief"])
@@ -402,7 +472,7 @@ def test_a_second_search_into_the_same_directory_is_refused_at_once(tmp_path, ro
     for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
         env.pop(name, None)
     # No dataset at all: the lock must be the first thing the search looks at.
-    command = [sys.executable, "-m", "faces_keras.tuning.search", str(tmp_path / "no-such-dataset"),
+    command = [sys.executable, "-m", "faces_keras", "tune", str(tmp_path / "no-such-dataset"),
                "--out", str(tmp_path / "searches"), "--project", "held", *role]
     with folder_lock(project, "search directory"):
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
@@ -412,20 +482,16 @@ def test_a_second_search_into_the_same_directory_is_refused_at_once(tmp_path, ro
     assert not project.exists()
 
 
-def test_ready_configs_use_known_settings():
-    parser = argparse.ArgumentParser()
-    add_tune_arguments(parser)
-    known = set(vars(parser.parse_args([])))
+def test_ready_configs_use_known_settings(monkeypatch):
+    for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    parser = build_parser()
     configs = sorted((ROOT / "tuning").glob("*.yaml"))
     assert len(configs) >= 3
     spaces = set()
     for path in configs:
-        settings = read_config_file(path)
-        assert set(settings) <= known, (path, set(settings) - known)
-        args = parser.parse_args([])
-        for key, value in settings.items():
-            setattr(args, key, value)
-        spaces.add(config_from_args(args).space)
+        assert read_config_file(path)  # (unknown keys are refused by tune_config)
+        spaces.add(tune_config(parser.parse_args(["tune", "--config", str(path)])).space)
     assert {"default", "original"} <= spaces
     script = ROOT / "tuning" / "distributed-local.sh"
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0 and os.access(script, os.X_OK)
@@ -457,10 +523,10 @@ def resumed_search(tmp_path_factory, grids_dataset):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(FacesHyperband, "on_trial_end", interrupt)
         with pytest.raises(KeyboardInterrupt):
-            run_search(config)
+            tune(config)
     before = trial_states(config.project_dir)
     records = {name: read_json(config.project_dir / name / TRIAL_RECORD) for name in before}
-    result = run_search(config)
+    result = tune(config)
     return config, before, records, result
 
 
@@ -524,7 +590,7 @@ def test_running_a_finished_search_again_changes_nothing(resumed_search):
     config, _, _, result = resumed_search
     stamps = {p: p.stat().st_mtime_ns for p in config.project_dir.rglob("*")
               if p.is_file() and p.name in ("trial.json", TRIAL_RECORD, "model.keras")}
-    again = run_search(config)
+    again = tune(config)
     assert again.trials_run == [] and again.best.trial_id == result.best.trial_id
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
@@ -533,9 +599,9 @@ def test_a_different_search_needs_overwrite_which_starts_afresh(resumed_search):
     config, _, _, _ = resumed_search
     changed = tiny_search(Path(config.dataset), Path(config.directory), max_epochs=1, retrain_epochs=0)
     with pytest.raises(RunError, match="max_epochs: saved 2, now 1"):
-        run_search(changed)
+        tune(changed)
     started = time.time()
-    result = run_search(dataclasses.replace(changed, overwrite=True))
+    result = tune(dataclasses.replace(changed, overwrite=True))
     states = trial_states(config.project_dir)
     assert list(states) == ["trial_0000"] == [f"trial_{t}" for t in result.trials_run]
     assert read_json(config.project_dir / "trial_0000" / TRIAL_RECORD)["runs"][0]["started"] >= started
@@ -547,7 +613,7 @@ def test_a_different_search_needs_overwrite_which_starts_afresh(resumed_search):
 def test_killed_search_process_resumes_where_it_stopped(tmp_path, grids_dataset):
     """SIGKILL a search process after its first trial; the same command then finishes it."""
     config = tiny_search(grids_dataset, tmp_path / "searches", factor=2, retrain_epochs=0)
-    command = [sys.executable, "-m", "faces_keras.tuning.search", str(grids_dataset), "--out", config.directory,
+    command = [sys.executable, "-m", "faces_keras", "tune", str(grids_dataset), "--out", config.directory,
                "--max-epochs", "2", "--factor", "2", "--max-train", "64", "--patience", "2",
                "--retrain-epochs", "0"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -569,7 +635,7 @@ def test_killed_search_process_resumes_where_it_stopped(tmp_path, grids_dataset)
     before = trial_states(config.project_dir)
     finished = {name: s for name, s in before.items() if s["status"] == "COMPLETED"}
     assert finished and len(finished) < hyperband_plan(2, 2)["trials"]
-    result = run_search(config)
+    result = tune(config)
     after = trial_states(config.project_dir)
     assert len(after) == hyperband_plan(2, 2)["trials"] == 5
     assert all(s["status"] == "COMPLETED" for s in after.values())
@@ -589,7 +655,7 @@ def test_trial_checkpoints_are_written_under_a_temporary_name_and_renamed(tmp_pa
     import keras_tuner as kt
     from keras_tuner.src.engine import tuner_utils
 
-    from faces_keras.tuning.search import _atomic_trial_checkpoints
+    from faces_keras.tuning.tuner import _atomic_trial_checkpoints
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     target = tmp_path / "checkpoint.weights.h5"

@@ -21,7 +21,9 @@ import pandas as pd
 import pytest
 
 from faces_keras.io import read_json
-from faces_keras.tuning.search import SUMMARY_CSV, TRIAL_RECORD, hyperband_plan, load_trials
+from faces_keras.tuning.searchdir import SUMMARY_CSV, TRIAL_RECORD
+from faces_keras.tuning.settings import hyperband_plan
+from faces_keras.tuning.summary import load_trials
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCALHOST = "127.0.0.1"
@@ -53,7 +55,7 @@ def launch(role: list[str], common: list[str], log: Path) -> subprocess.Popen:
     for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
         env.pop(name, None)  # the flags set them, per process
     handle = log.open("w")
-    return subprocess.Popen([sys.executable, "-m", "faces_keras.tuning.search", *common, *role], cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "faces_keras", "tune", *common, *role], cwd=ROOT,
                             env=env, stdout=handle, stderr=subprocess.STDOUT)
 
 

@@ -29,7 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-tune=("$python" -m faces_keras.tuning.search "$dataset" --oracle-ip 127.0.0.1 --oracle-port "$port" "$@")
+tune=("$python" -m faces_keras tune "$dataset" --oracle-ip 127.0.0.1 --oracle-port "$port" "$@")
 # The chief trains nothing: keep it off the GPUs.
 CUDA_VISIBLE_DEVICES="" "${tune[@]}" --chief &
 chief=$!
