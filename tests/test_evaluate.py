@@ -108,6 +108,14 @@ def test_second_celeba_set_scored_with_the_runs_thresholds(celeba_run, second_ce
     assert set(result.metrics["splits"]) == {"train", "val", "test", "all"}
     for group in ("all", "test"):
         _check_against_sklearn(result, predictions, thresholds, group)
+    # The green/red report of the set: its right/wrong per face agree with the metrics.
+    assert result.report.html == result.out_dir / "report_all.html" and result.report.html.is_file()
+    assert (result.out_dir / "report_all.txt").read_text() == result.report.terminal_plain
+    marks = pd.read_csv(result.report.predictions, dtype={"id": str})
+    assert marks["id"].tolist() == predictions["id"].tolist()
+    rows = {r["label"]: r for r in result.metrics["heads"]["labels"]["splits"]["all"]}
+    for label in labels:
+        assert (~marks[f"{label}_right"]).sum() == rows[label]["fp"] + rows[label]["fn"], label
     md = (result.out_dir / "metrics.md").read_text()
     assert "f1@tuned" in md and all(f"| {n} |" in md for n in labels)
     summary = result.summary()

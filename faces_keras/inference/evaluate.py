@@ -24,7 +24,10 @@ folder's one-writer lock::
     metrics.md/.csv   the table of training's metrics.md (0.5 beside the run's thresholds)
     predictions.csv   one row per face: true value, probabilities, prediction per label
     predictions.npz   the same as arrays per head
-    report files      the green/red report of the set (HTML, terminal text, CSV)
+    report_<name>.*   the green/red report of the set (faces_keras.reports.write_set_report: report
+                      HTML, gallery PNG, per-face CSV, per-group tables, reliability; the
+                      terminal text in report_<name>.txt); <name> is the split scored, or
+                      ``all`` (report.html when only the test split is scored)
 
 Nothing else in the run directory is touched.
 """
@@ -326,7 +329,7 @@ class EvaluationResult:
         table: the metrics table (one row per split and binary label, as in
             training's metrics.md).
         metrics: everything metrics.json holds.
-        report: the green/red report's result, or None when there was no report writer.
+        report: the green/red report's ``ReportResult``.
         files: name -> path of every file written.
     """
 
@@ -363,11 +366,7 @@ class EvaluationResult:
 
 
 def _report_path(report: Any) -> Path | None:
-    for attr in ("html", "html_path", "path"):
-        value = getattr(report, attr, None)
-        if value:
-            return Path(value)
-    return None
+    return None if report is None else Path(report.html)
 
 
 # -- evaluating -----------------------------------------------------------------------
@@ -432,8 +431,7 @@ def evaluate_run_on(run: RunDir | str | Path, data: str | Path,
     }
     metrics = {**record, **metrics}
     predictions = predictions_frame(run_schema, heads, frame, outputs, thresholds)
-    files: dict[str, Path] = {}
-    report = None
+    report_name = next(iter(groups)) if len(groups) == 1 else ALL
     with folder_lock(out_dir, "evaluation folder"):
         with atomic_dir(out_dir, overwrite=True) as tmp:
             write_json(tmp / "evaluation.json", record)
@@ -446,8 +444,11 @@ def evaluate_run_on(run: RunDir | str | Path, data: str | Path,
                                     split=frame["split"].to_numpy().astype(str),
                                     **{head.name: outputs[head.name] for head in heads},
                                     **{f"{head.name}/true": targets[head.name] for head in heads})
-            report = _write_report(tmp, run_schema, frame, labelled.images, outputs, thresholds,
-                                   title=f"{run.path.name} on {labelled.name}")
+            report = _write_report(
+                tmp, run_schema, frame, labelled.images, outputs, thresholds,
+                title=f"{run.path.name} on {labelled.name}", name=report_name,
+                facts={"run": str(run.path), "data": str(data), "test-time flip": "yes" if tta else "no"},
+                thresholds_from=f"{run / THRESHOLDS}" if thresholds is not None else None)
         files = {p.name: out_dir / p.name for p in sorted(out_dir.iterdir())}
     report = _relocate(report, tmp, out_dir)
     log.info("evaluated %s on %s: %d faces -> %s", run.path, data, len(frame), out_dir)
@@ -558,28 +559,34 @@ def predictions_frame(schema: Schema, heads: list[Head], frame: pd.DataFrame, ou
 
 
 def _write_report(folder: Path, schema: Schema, frame: pd.DataFrame, images: np.ndarray,
-                  outputs: dict[str, np.ndarray], thresholds, title: str):
-    """The green/red report of the set, through the reports package's set writer (when it has one)."""
+                  outputs: dict[str, np.ndarray], thresholds, *, title: str, name: str,
+                  facts: dict[str, str], thresholds_from: str | None):
+    """The green/red report of the set (HTML, gallery, CSV, per-group tables, terminal text) in ``folder``."""
+    from faces_keras.locking import lock_paths
+    from faces_keras.reports import ReportConfig, write_set_report
+
     try:
-        from faces_keras.reports import ReportConfig, write_set_report
-    except ImportError:
-        log.warning("this faces_keras has no set report writer (faces_keras.reports.write_set_report); "
-                    "the evaluation has metrics and predictions but no green/red report")
-        return None
-    return write_set_report(folder, schema=schema, faces=frame, images=images, probabilities=outputs,
-                            thresholds=dict(thresholds.thresholds) if thresholds is not None else {},
-                            config=ReportConfig(), title=title)
+        report = write_set_report(folder, schema=schema, faces=frame, images=images, probabilities=outputs,
+                                  thresholds=dict(thresholds.thresholds) if thresholds is not None else {},
+                                  config=ReportConfig(), title=title, name=name, thresholds_from=thresholds_from,
+                                  facts=facts)
+    finally:
+        # The report locks the folder it writes: here the build's unique temporary name, whose
+        # lock file would be left beside the finished folder. Nobody else can hold that lock.
+        lock_paths(folder)[0].unlink(missing_ok=True)
+    atomic_write_text(folder / f"report_{name}.txt", report.terminal_plain)
+    return report
 
 
 def _relocate(report: Any, built: Path, final: Path) -> Any:
-    """The report's result with paths in the temporary build folder moved to the final folder."""
+    """The report's result with its paths in the temporary build folder moved to the final folder."""
     if report is None or not hasattr(report, "__dataclass_fields__"):
         return report
     changes = {}
-    for name in report.__dataclass_fields__:
-        value = getattr(report, name)
-        if isinstance(value, Path) and built in value.parents:
-            changes[name] = final / value.relative_to(built)
+    for key in report.__dataclass_fields__:
+        value = getattr(report, key)
+        if isinstance(value, Path) and (value == built or built in value.parents):
+            changes[key] = final / value.relative_to(built)
     return replace(report, **changes) if changes else report
 
 
