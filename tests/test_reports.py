@@ -260,6 +260,21 @@ def test_importing_reports_leaves_keras_out():
     assert out.strip() == "[]"
 
 
+def test_report_modules_import_each_other_one_way():
+    """No cycle among faces_keras.reports.*: renderers import the data model, report.py orchestrates."""
+    grimp = pytest.importorskip("grimp")
+    graph = grimp.build_graph("faces_keras")
+    modules = sorted(m for m in graph.modules if m.startswith("faces_keras.reports."))
+    assert {"faces_keras.reports.results", "faces_keras.reports.report"} <= set(modules)
+    cycles = [(a, b) for a in modules for b in modules
+              if a != b and graph.direct_import_exists(importer=a, imported=b)
+              and graph.find_shortest_chain(importer=b, imported=a)]
+    assert cycles == []
+    for renderer in ("html", "terminal", "gallery", "groups", "load"):
+        assert not graph.find_shortest_chain(importer=f"faces_keras.reports.{renderer}",
+                                             imported="faces_keras.reports.report")
+
+
 def test_report_config_declares_todays_flags_and_checks_values():
     from faces_keras.errors import ConfigError
     from faces_keras.reports import ReportConfig
