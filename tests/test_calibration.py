@@ -95,3 +95,14 @@ def test_reliability_png_and_the_report_show_each_label(tmp_path):
         [expected["smile"], expected["mood"]])
     again = save_reliability(result.calibration, tmp_path / "again.png")
     assert again.stat().st_size > 1000
+
+
+def test_metrics_tables_carry_the_ece_into_metrics_json():
+    """binary_metrics and multiclass_metrics (what metrics.json holds) report the same ECE."""
+    from faces_keras.reports.metrics import binary_metrics, multiclass_metrics
+
+    table = binary_metrics(np.array([[1], [0], [-1], [1]]), np.array([[0.9], [0.9], [0.9], [0.3]]), ["glasses"])
+    assert table.iloc[0]["ece"] == pytest.approx((2 * 0.4 + 0.7) / 3)
+    prob = np.array([[0.7, 0.2, 0.1], [0.6, 0.3, 0.1], [0.2, 0.2, 0.6], [0.1, 0.1, 0.8]])
+    assert multiclass_metrics(np.array([0, 1, 2, -1]), prob, ["a", "b", "c"])["ece"] == \
+        pytest.approx((2 * 0.1 + 0.3) / 3)

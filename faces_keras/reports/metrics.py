@@ -25,10 +25,11 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 
+from faces_keras.reports.calibration import expected_calibration_error
 from faces_keras.thresholds.tune import DEFAULT_THRESHOLD, MISSING, ThresholdResult, check_binary_inputs
 
 BINARY_COLUMNS = ("label", "n", "prevalence", "threshold", "precision", "recall", "f1",
-                  "accuracy", "tp", "fp", "fn", "tn", "roc_auc")
+                  "accuracy", "tp", "fp", "fn", "tn", "roc_auc", "ece")
 COMPARED = ("precision", "recall", "f1", "accuracy")
 
 
@@ -46,7 +47,8 @@ def binary_metrics(
     the positive-class probability. ``thresholds`` is one number for every
     label, a mapping label -> threshold, or a :class:`ThresholdResult`.
     ``roc_auc`` is NaN where only one class is present; the scores are NaN
-    where a label has no unmasked row.
+    where a label has no unmasked row. ``ece`` is the expected calibration
+    error of P(positive) (:mod:`faces_keras.reports.calibration`).
     """
     y_true, y_prob = check_binary_inputs(y_true, y_prob, label_names)
     cuts = _thresholds_for(thresholds, label_names)
@@ -78,7 +80,7 @@ def _binary_row(name: str, truth: np.ndarray, prob: np.ndarray, threshold: float
     row: dict[str, Any] = {"label": name, "n": n, "threshold": threshold}
     if n == 0:
         row.update({key: math.nan for key in ("prevalence", "precision", "recall", "f1",
-                                              "accuracy", "roc_auc")})
+                                              "accuracy", "roc_auc", "ece")})
         row.update({key: 0 for key in ("tp", "fp", "fn", "tn")})
         return row
     predicted = (prob >= threshold).astype(int)
@@ -94,6 +96,7 @@ def _binary_row(name: str, truth: np.ndarray, prob: np.ndarray, threshold: float
         "accuracy": float(accuracy_score(truth, predicted)),
         "tp": int(tp), "fp": int(fp), "fn": int(fn), "tn": int(tn),
         "roc_auc": float(roc_auc_score(truth, prob)) if two_classes else math.nan,
+        "ece": expected_calibration_error(prob, truth),
     })
     return row
 
@@ -138,7 +141,8 @@ def multiclass_metrics(
     (N, K) the class probabilities. ``confusion`` is K x K (rows: true class,
     columns: predicted class) over every class, seen or not. ``macro_f1``
     follows scikit-learn's default: the mean over classes that occur in the
-    truth or the predictions.
+    truth or the predictions. ``ece`` is the expected calibration error of the
+    top-label confidence (:mod:`faces_keras.reports.calibration`).
     """
     y_true = np.asarray(y_true)
     y_prob = np.asarray(y_prob, dtype=float)
@@ -153,7 +157,7 @@ def multiclass_metrics(
     truth = y_true[keep].astype(int)
     if truth.size == 0:
         zeros = np.zeros(k)
-        return {"n": 0, "accuracy": math.nan, "macro_f1": math.nan,
+        return {"n": 0, "accuracy": math.nan, "macro_f1": math.nan, "ece": math.nan,
                 "per_class": pd.DataFrame({"class": list(class_names), "precision": zeros,
                                            "recall": zeros, "f1": zeros,
                                            "support": np.zeros(k, dtype=int)}),
@@ -166,6 +170,7 @@ def multiclass_metrics(
         "n": int(truth.size),
         "accuracy": float(accuracy_score(truth, predicted)),
         "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0)),
+        "ece": expected_calibration_error(y_prob[keep].max(axis=1), predicted == truth),
         "per_class": pd.DataFrame({"class": list(class_names), "precision": precision,
                                    "recall": recall, "f1": f1,
                                    "support": support.astype(int)}),

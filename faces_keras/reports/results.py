@@ -37,7 +37,6 @@ import pandas as pd
 from faces_keras.errors import FacesKerasError
 from faces_keras.labels.heads import plan_heads
 from faces_keras.labels.schema import Label, Schema
-from faces_keras.reports.calibration import binary_calibration, multiclass_calibration
 from faces_keras.reports.metrics import binary_metrics, multiclass_metrics, regression_metrics
 from faces_keras.rundir import THRESHOLDS, RunDir
 from faces_keras.thresholds.tune import apply_thresholds
@@ -336,18 +335,16 @@ def metrics_tables(data: ReportData) -> dict[str, Any]:
     thresholds), ``multiclass`` (label -> :func:`multiclass_metrics` result plus
     ``right``/``wrong`` counts) and ``regression`` (label -> MAE, RMSE, n).
     Binary rows and multiclass results carry ``ece``, the expected calibration
-    error (:mod:`faces_keras.reports.calibration`).
+    error (:mod:`faces_keras.reports.calibration`), as metrics.json does.
     """
     binary_rows, multiclass, regression = [], {}, {}
     for r in data.labels:
         if r.kind == "binary":
-            row = binary_metrics(r.truth[:, None], r.prob[:, None], [r.name], {r.name: r.threshold})
-            row["ece"] = binary_calibration(r.truth, r.prob).ece
-            binary_rows.append(row)
+            binary_rows.append(binary_metrics(r.truth[:, None], r.prob[:, None], [r.name],
+                                              {r.name: r.threshold}))
         elif r.kind == "multiclass":
             result = multiclass_metrics(r.truth, r.prob, r.value_names)
             result["right"], result["wrong"] = int(r.right.sum()), int(r.wrong.sum())
-            result["ece"] = multiclass_calibration(r.truth, r.prob).ece
             multiclass[r.name] = result
         else:
             regression[r.name] = regression_metrics(r.truth, r.predicted)
