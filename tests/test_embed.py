@@ -161,3 +161,17 @@ def test_the_panel_draws_every_face_in_a_browser(embedded, tmp_path):
     for method, body in panels:
         assert body.count("<circle") == len(embedded.ids), method
         assert len(set(re.findall(r'fill="(#[0-9a-f]{6})"', body))) >= 2, method  # coloured by the first label
+
+
+def test_command_line_embeds_the_runs_test_split(grids_run, tmp_path, capsys):
+    from faces_keras.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["embed", str(grids_run.path), "--out", str(out), "--projections", "pca", "--neighbours", "2",
+                 "--hard-pairs", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert f"-> {out}" in printed and "embed.html" in printed
+    table = pd.read_csv(out / "neighbours.csv")
+    assert table["rank"].max() == 2
+    assert pd.read_csv(out / "hard_pairs.csv").groupby("label").size().max() <= 3
+    assert not (out / "tsne.png").exists()

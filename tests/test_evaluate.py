@@ -183,3 +183,25 @@ def test_settings_are_validated():
     with pytest.raises(ConfigError, match="split"):
         EvaluateConfig(split=("dev",))
     assert EvaluateConfig(split="val,test").split == ("val", "test")
+
+
+def test_command_line_prints_the_table_and_refuses_in_one_line(celeba_run, second_celeba, tmp_path, capsys):
+    from faces_keras.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["evaluate", str(celeba_run.path), str(second_celeba), "--split", "test", "--out", str(out),
+                 "--batch-size", "64"]) == 0
+    printed = capsys.readouterr().out
+    assert "| split | label |" in printed and f"report: {out / 'report.html'}" in printed
+    assert read_json(out / "evaluation.json")["splits"] == {"test": int(_test_faces(second_celeba).sum())}
+    labels = tmp_path / "original.csv"
+    labels.write_text("face_nr;sex;hair;glasses;hat;beard\n1;M;S;N;N;Y\n")
+    code = main(["evaluate", str(celeba_run.path), str(tmp_path), "--labels", str(labels), "--schema", "original"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "'smile'" in err[0]
+
+
+def _test_faces(folder: Path) -> np.ndarray:
+    from faces_keras.data.store import Dataset
+
+    return (Dataset.load(folder).faces["split"] == "test").to_numpy()

@@ -52,7 +52,8 @@ class EmbedConfig:
     """Settings of ``faces-keras embed``.
 
     Attributes:
-        out: the output folder; default ``<run>/embeddings/<data name>``.
+        out: the output folder; default ``<run>/embeddings/<data name>`` (``-<split>``
+            added when ``split`` picks splits; the run's own: ``<run>/embeddings/test``).
         labels: with photos: the labels file, DATA being the photos' folder.
         schema: with photos: the labels' schema; default the run's own.
         split: splits of a prepared dataset to embed; empty: all of a given
@@ -315,7 +316,7 @@ def embed_run(run: RunDir | str | Path, data: str | Path | None = None,
         source, splits, name = Path(data), config.split, None
     labelled = load_labelled_set(source, run, labels=config.labels, schema=config.schema, splits=splits)
     if name is None:
-        name = labelled.name
+        name = labelled.name + ("-" + "-".join(config.split) if config.split else "")
     out_dir = Path(config.out) if config.out else run.path / "embeddings" / name
     if len(labelled.images) < 3:
         raise DatasetError(f"{source}: {len(labelled.images)} face(s); embedding needs at least 3")

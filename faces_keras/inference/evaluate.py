@@ -69,7 +69,8 @@ class EvaluateConfig:
     """Settings of ``faces-keras evaluate``.
 
     Attributes:
-        out: the output folder; default ``<run>/evaluations/<data name>``.
+        out: the output folder; default ``<run>/evaluations/<data name>``
+            (``<data name>-<split>`` when ``split`` picks splits).
         labels: with photos: the labels file, DATA being the photos' folder.
         schema: with photos: the labels' schema (a name in ``datasets/`` or a
             YAML file); default the run's own.
@@ -405,7 +406,8 @@ def evaluate_run_on(run: RunDir | str | Path, data: str | Path,
                                 where)
     labelled = load_labelled_set(data, run, labels=config.labels, schema=config.schema, splits=config.split)
     mapping = label_mapping(run_schema, labelled.schema, where)
-    out_dir = Path(config.out) if config.out else run.path / "evaluations" / labelled.name
+    name = labelled.name + ("-" + "-".join(config.split) if config.split else "")
+    out_dir = Path(config.out) if config.out else run.path / "evaluations" / name
     tta = run_tta(run) if config.tta_flip is None else bool(config.tta_flip)
 
     from faces_keras.models.saving import load_run_model
