@@ -7,6 +7,8 @@ independently of the report code.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -187,3 +189,28 @@ def test_seeded_and_written_as_csv_and_markdown(tmp_path):
                    & (first.flagged.metric == "accuracy")).sum())
     # the comparison (twice when flagged) and the two groups
     assert text.count("\n| sex | accuracy | glasses |") == 1 + flagged + 2
+
+
+@pytest.mark.parametrize("worse, flagged", [(0.70, True), (0.92, False)])
+def test_the_report_page_flags_the_worse_group(tmp_path, worse, flagged):
+    from faces_keras.reports import ReportConfig, write_set_report
+
+    sex, glasses = planted_set(worse)
+    faces = pd.DataFrame({"id": [str(i) for i in range(len(sex.truth))], "sex": sex.truth, "glasses": glasses.truth})
+    prob = np.stack([sex.prob, glasses.prob], axis=1)
+    result = write_set_report(tmp_path / "set", schema=SCHEMA.select(["sex", "glasses"]), faces=faces,
+                              images=None, probabilities={"labels": prob},
+                              thresholds={"sex": 0.5, "glasses": 0.5}, config=ReportConfig(per_class=1),
+                              title="planted")
+    page = result.html.read_text()
+    row = re.search(r'<tr class="group-row" data-target="sex" data-by="glasses" data-group="yes">(.*?)</tr>', page)
+    cell = re.search(r'<td class="([^"]*)" data-score="accuracy">([0-9.]+) ', row.group(1))
+    assert float(cell.group(2)) == pytest.approx(worse, abs=5e-4)
+    assert ("flagged" in cell.group(1).split()) is flagged
+    assert ('class="gap-flag" data-label="sex" data-by="glasses" data-metric="accuracy"' in page) is flagged
+    assert any("sex accuracy by glasses" in line for line in result.terminal_plain.splitlines()) is flagged
+    table = pd.read_csv(result.groups_csv)
+    worst = table.query("label == 'sex' and by == 'glasses' and metric == 'accuracy' and group == 'yes'").iloc[0]
+    assert bool(worst.flagged) is flagged
+    if flagged:
+        assert worst.role == "worst"

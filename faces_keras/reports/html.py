@@ -313,21 +313,34 @@ def _groups_section(groups: GroupReport) -> str:
         parts.append(f'<p class="warning">&#9888; {len(flagged)} gap(s) beyond the noise</p><ul>{items}</ul>')
     else:
         parts.append(f"<p>No gap beyond the noise in {len(groups.gaps)} comparisons.</p>")
-    head = ("<tr><th>label</th><th>metric</th><th>by</th><th>group</th><th>n</th><th>value</th>"
-            "<th>interval</th><th>gap (best &minus; worst)</th><th>gap interval</th></tr>")
-    rows = []
-    for r in groups.table().itertuples(index=False):
-        flag = bool(r.flagged) and r.role == "worst"
-        classes = " ".join(c for c in ("group-row", r.role, "flagged" if flag else "") if c)
-        gap = (f"<td>{_number(r.gap)}</td><td>{_number(r.gap_low)} to {_number(r.gap_high)}</td>"
-               if r.role == "worst" else "<td></td><td></td>")
-        rows.append(f'<tr class="{classes}" data-label="{_e(r.label)}" data-by="{_e(r.by)}" '
-                    f'data-group="{_e(r.group)}" data-metric-name="{_e(r.metric)}"><td>{_e(r.label)}</td>'
-                    f"<td>{_e(r.metric)}</td><td>{_e(r.by)}</td><td>{_e(r.group)}</td><td>{r.n}</td>"
-                    f'<td class="value">{_number(r.value)}</td><td>{_number(r.low)} to {_number(r.high)}</td>'
-                    f"{gap}</tr>")
-    parts.append(f'<table class="metrics groups">{head}{"".join(rows)}</table></section>')
+    parts += [_group_table(groups, label) for label in dict.fromkeys(groups.by_group["label"])]
+    parts.append("</section>")
     return "\n".join(parts)
+
+
+def _group_table(groups: GroupReport, label: str) -> str:
+    """One label's metrics per group of every other label: a row per group, a column per metric."""
+    rows = groups.by_group[groups.by_group["label"] == label]
+    metrics = list(dict.fromkeys(rows["metric"]))
+    mine = [r for r in groups.flagged.itertuples(index=False) if r.label == label]
+    flagged = {(r.by, r.metric): r.worst for r in mine}
+    best = {(r.by, r.metric): r.best for r in mine}
+    head = "".join(f"<th>{_e(m)}</th>" for m in metrics)
+    body = []
+    for (by, group), part in rows.groupby(["by", "group"], sort=False):
+        cells = []
+        for metric in metrics:
+            r = part[part["metric"] == metric].iloc[0]
+            state = ("flagged" if flagged.get((by, metric)) == group
+                     else "best" if best.get((by, metric)) == group else "")
+            classes = f"score {state}".strip()
+            cells.append(f'<td class="{classes}" data-score="{_e(metric)}">{_number(r.value)} '
+                         f'<span class="ci">({_number(r.low)} to {_number(r.high)})</span></td>')
+        body.append(f'<tr class="group-row" data-target="{_e(label)}" data-by="{_e(by)}" data-group="{_e(group)}">'
+                    f'<td class="name">{_e(by)}</td><td class="name">{_e(group)}</td>'
+                    f'<td>{int(part["n"].iloc[0])}</td>{"".join(cells)}</tr>')
+    return (f'<table class="metrics groups" data-target="{_e(label)}"><caption>{_e(label)}</caption>'
+            f'<tr><th>by</th><th>group</th><th>n</th>{head}</tr>{"".join(body)}</table>')
 
 
 def _calibration_section(calibration: dict[str, ReliabilityCurve]) -> str:
@@ -349,6 +362,9 @@ def _calibration_section(calibration: dict[str, ReliabilityCurve]) -> str:
 def reliability_svg(curve: ReliabilityCurve, size: int = 200) -> str:
     """One reliability diagram as inline SVG: the observed rate per bin as bars, the diagonal, the ECE.
 
+    Each bar spans its bin; a dot marks the bin's mean confidence against its
+    observed rate (on the diagonal when the bin is calibrated).
+
     Drawn without matplotlib, so the page stays fast to write at the end of every
     training; :func:`faces_keras.reports.calibration.save_reliability` draws the
     same diagrams as a PNG file.
@@ -365,7 +381,8 @@ def reliability_svg(curve: ReliabilityCurve, size: int = 200) -> str:
         bars.append(f'<rect class="bar" x="{x(curve.edges[b]) + 1:.1f}" y="{y(rate):.1f}" width="{width - 2:.1f}" '
                     f'height="{y(0) - y(rate):.1f}" data-bin="{b}" data-count="{int(count)}" '
                     f'data-observed="{rate:.4f}" data-confidence="{conf:.4f}"><title>{count} faces, '
-                    f'confidence {conf:.2f}, observed {rate:.2f}</title></rect>')
+                    f'confidence {conf:.2f}, observed {rate:.2f}</title></rect>'
+                    f'<circle class="mean" cx="{x(conf):.1f}" cy="{y(rate):.1f}" r="2.5"/>')
     ticks = "".join(f'<text x="{x(v):.1f}" y="{y(0) + 12:.1f}" text-anchor="middle">{v:g}</text>'
                     f'<text x="{pad - 4}" y="{y(v) + 3:.1f}" text-anchor="end">{v:g}</text>' for v in (0, 0.5, 1))
     axis = "P(positive)" if curve.kind == "binary" else "top-label confidence"
@@ -457,10 +474,14 @@ section, .anchor { scroll-margin-top: 3em; }  /* clear of the sticky navigation 
 .reliability { margin: 0; } .reliability figcaption { color: var(--muted); font-size: .85em; max-width: 200px; }
 .reliability .frame { fill: #f6f8fa; stroke: var(--line); }
 .reliability .bar { fill: #0969da; opacity: .75; }
+.reliability .mean { fill: var(--wrong); }
 .reliability .diagonal { stroke: var(--wrong); stroke-width: 1; stroke-dasharray: 3 2; }
 .reliability text { font-size: 9px; fill: var(--muted); }
-.groups tr.flagged td { background: var(--wrong-bg); color: var(--wrong); font-weight: 600; }
-.groups tr.best td.value { color: var(--right); }
+.groups { margin: .8em 0; } .groups caption { font-weight: 600; text-align: left; padding-bottom: .2em; }
+.groups td.name { text-align: left; }
+.groups td.flagged { background: var(--wrong-bg); color: var(--wrong); font-weight: 600; }
+.groups td.best { color: var(--right); }
+.groups .ci { color: var(--muted); font-size: .85em; font-weight: normal; }
 """
 
 SCRIPT = """\
