@@ -55,25 +55,25 @@ class TuneConfig:
                              help="what Hyperband optimises on the validation faces")
     max_epochs: int = setting(20, at_least=1, help="Hyperband's largest epoch budget for a trial")
     factor: int = setting(3, at_least=2, help="Hyperband's reduction factor")
-    hyperband_iterations: int = setting(1, at_least=1, flag="--iterations", help="Hyperband iterations")
+    hyperband_iterations: int = setting(1, at_least=1, flag="--iterations", metavar="N", help="Hyperband iterations")
     executions_per_trial: int = setting(1, at_least=1, cli=False,
                                         help="models trained per trial (their objective is averaged)")
     batch_size: int = setting(64, at_least=1, help="faces per training step")
     seed: int = setting(0, help="seed of the search, its trials and the retraining")
-    directory: str = setting("searches", flag="--out", help="folder of search directories (default searches/)")
-    project_name: str | None = setting(None, flag="--project",
+    directory: str = setting("searches", flag="--out", metavar="FOLDER", help="folder of search directories")
+    project_name: str | None = setting(None, flag="--project", metavar="NAME",
                                        help="search directory name under --out (default: from dataset, labels, "
                                             "space)")
     overwrite: bool = setting(False, help="start the search afresh")
     patience: int = setting(3, at_least=1, help="early stopping patience inside a trial")
-    max_train: int | None = setting(None, at_least=1, help="use at most N training faces")
+    max_train: int | None = setting(None, at_least=1, metavar="N", help="use at most N training faces")
     mixed_precision: bool = setting(False, help="float16/bfloat16 compute on a GPU")
     augmentation: bool = setting(True, flag="--no-augmentation", help="no online augmentation layers")
     chief: bool = setting(False, help="distributed: serve the oracle (runs no trials)")
     worker: str | None = setting(None, metavar="ID", help="distributed: run trials as worker ID (e.g. tuner0)")
     oracle_ip: str = setting("127.0.0.1", help="distributed: the chief's address")
     oracle_port: int | None = setting(None, at_least=1, at_most=65535, help="distributed: the chief's port")
-    retrain_epochs: int | None = setting(None, at_least=0,
+    retrain_epochs: int | None = setting(None, at_least=0, metavar="N",
                                          help="epochs to retrain the best trial (default max-epochs; 0: skip)")
     keep_checkpoints: bool = setting(False, help="keep every trial's checkpoint")
     worker_timeout: float = setting(300.0, above=0, metavar="SECONDS",
