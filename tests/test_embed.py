@@ -175,3 +175,37 @@ def test_command_line_embeds_the_runs_test_split(grids_run, tmp_path, capsys):
     assert table["rank"].max() == 2
     assert pd.read_csv(out / "hard_pairs.csv").groupby("label").size().max() <= 3
     assert not (out / "tsne.png").exists()
+
+
+@pytest.mark.parametrize("preset", ["default", "sequential", "original-per-label"])
+def test_the_embedding_layer_is_found_for_every_preset_and_head_mix(preset, tmp_path):
+    import keras
+
+    from faces_keras.inference.embed import embedding_model
+    from faces_keras.labels.heads import Head
+    from faces_keras.models.presets import ModelConfig, build_model
+    from faces_keras.models.saving import load_keras_model
+
+    sizes = {} if preset.startswith("original") else {"filters": 8, "blocks": 2}
+    config = ModelConfig(preset=preset, augmentation=None, dense=0 if preset.startswith("original") else 12,
+                         original_filters=(4, 4, 4) if preset.startswith("original") else None,
+                         original_dense=10 if preset.startswith("original") else None, **sizes)
+    x = np.random.default_rng(0).uniform(0, 255, (3, 24, 24, 1)).astype("float32")
+    for heads in ([Head("labels", "binary", ("a", "b"), 2)],
+                  [Head("labels", "binary", ("a",), 1), Head("age", "regression", ("age",), 1, 30.0, 10.0),
+                   Head("race", "multiclass", ("race",), 3)]):
+        path = tmp_path / f"{len(heads)}.keras"
+        build_model(heads, (24, 24, 1), config).save(path)
+        model = load_keras_model(path, compile=False)  # as a run's model.keras comes back
+        vectors = embedding_model(model).predict(x, verbose=0)
+        assert vectors.shape == (3, 10 if preset.startswith("original") else 12)
+        outputs = model.predict(x, verbose=0)
+        if len(heads) == 1:
+            kernel, bias = model.get_layer("labels").get_weights()
+            assert np.allclose(1 / (1 + np.exp(-(vectors @ kernel + bias))), outputs, atol=1e-5)
+        else:
+            kernel, bias = model.get_layer("age_standardised").get_weights()
+            assert np.allclose((vectors @ kernel + bias) * 10.0 + 30.0, outputs["age"], atol=1e-4)
+            kernel, bias = model.get_layer("race").get_weights()
+            assert np.allclose(keras.ops.convert_to_numpy(keras.ops.softmax(vectors @ kernel + bias)),
+                               outputs["race"], atol=1e-5)

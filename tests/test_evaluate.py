@@ -205,3 +205,57 @@ def _test_faces(folder: Path) -> np.ndarray:
     from faces_keras.data.store import Dataset
 
     return (Dataset.load(folder).faces["split"] == "test").to_numpy()
+
+
+def _schema(spec: dict, name: str = "made"):
+    from faces_keras.labels.schema import schema_from_dict
+
+    return schema_from_dict({"name": name, "format": "delimited", "labels": spec}, f"{name}.yaml")
+
+
+def test_multiclass_and_regression_heads_scored_and_mapped():
+    from sklearn.metrics import accuracy_score, mean_absolute_error
+
+    from faces_keras.inference.evaluate import predictions_frame, score_heads
+    from faces_keras.labels.heads import make_targets, plan_heads
+    from faces_keras.thresholds import ThresholdResult
+
+    run_schema = _schema({"smile": {"kind": "binary", "positive": "Y", "negative": "N"},
+                          "race": {"kind": "multiclass", "classes": ["x", "y", "z"]},
+                          "age": {"kind": "regression"}})
+    # The set lists the classes in another order, and lacks one of them.
+    data_schema = _schema({"age": {"kind": "regression"}, "race": {"kind": "multiclass", "classes": ["z", "x"]},
+                           "smile": {"kind": "binary", "positive": "Y", "negative": "N"}}, "set")
+    mapping = label_mapping(run_schema, data_schema, "set.yaml")
+    assert mapping["race"](np.array([0, 1, -1, 1])).tolist() == [2, 0, -1, 0]
+    with pytest.raises(SchemaError, match=r"class\(es\) \['w'\] the run does not know"):
+        label_mapping(run_schema, _schema({**data_schema.to_dict()["labels"],
+                                           "race": {"kind": "multiclass", "classes": ["x", "w"]}}), "w.yaml")
+    with pytest.raises(SchemaError, match="'age' is multiclass in the set, regression in the run"):
+        label_mapping(run_schema, _schema({**data_schema.to_dict()["labels"],
+                                           "age": {"kind": "multiclass", "classes": ["young", "old"]}}), "a.yaml")
+
+    rng = np.random.default_rng(0)
+    n = 60
+    frame = pd.DataFrame({"id": [str(i) for i in range(n)], "split": "all",
+                          "smile": rng.integers(-1, 2, n), "race": rng.integers(-1, 3, n),
+                          "age": np.where(rng.random(n) < 0.2, np.nan, rng.uniform(1, 80, n))})
+    heads = plan_heads(run_schema)
+    softmax = rng.dirichlet(np.ones(3), n)
+    outputs = {"labels": rng.random((n, 1)), "race": softmax, "age": rng.uniform(1, 80, (n, 1))}
+    thresholds = ThresholdResult(thresholds={"smile": 0.4}, method="grid", mode="per-label")
+    metrics, table, md = score_heads(run_schema, heads, outputs, make_targets(frame, heads),
+                                     {"all": np.ones(n, dtype=bool)}, thresholds)
+    known = frame["race"].to_numpy() >= 0
+    race = metrics["heads"]["race"]["splits"]["all"]
+    assert race["n"] == known.sum()
+    assert race["accuracy"] == pytest.approx(accuracy_score(frame["race"][known], softmax[known].argmax(1)))
+    age = metrics["heads"]["age"]["splits"]["all"]
+    ages = frame["age"].notna().to_numpy()
+    assert age["n"] == ages.sum()
+    assert age["mae"] == pytest.approx(mean_absolute_error(frame["age"][ages], outputs["age"][ages, 0]))
+    assert table["label"].tolist() == ["smile"] and "## Multi-class labels" in md and "## Regression labels" in md
+    written = predictions_frame(run_schema, heads, frame, outputs, thresholds)
+    assert written["race_pred"].tolist() == softmax.argmax(1).tolist()
+    assert written["smile_pred"].tolist() == (outputs["labels"][:, 0] >= 0.4).astype(int).tolist()
+    assert np.allclose(written[["race_prob_x", "race_prob_y", "race_prob_z"]].to_numpy(), softmax)
