@@ -436,8 +436,10 @@ def _found_stream(photos: list[str], config: PredictConfig, faces: FaceSettings,
         for photo in photos:
             yield _find_faces(photo)
         return
-    # Haar runs on OpenCV alone, safe in a forked child; MTCNN runs TensorFlow, which must start afresh.
-    context = get_context("spawn" if detector == "mtcnn" else "fork")
+    # Fresh interpreters, not forks: a fork of a process whose OpenCV or TensorFlow thread pools are
+    # running inherits their locks and can hang on its first OpenCV call (seen with Haar after
+    # detection in the parent). The workers import OpenCV and this module only, never Keras.
+    context = get_context("spawn")
     chunk = max(1, min(16, len(photos) // (4 * workers)))
     with context.Pool(workers, initializer=_init_worker, initargs=(detector, faces)) as pool:
         yield from pool.imap(_find_faces, photos, chunksize=chunk)
