@@ -133,10 +133,6 @@ def _flag_of(f: dataclasses.Field, meta: Setting) -> str:
     return meta.flag or "--" + f.name.replace("_", "-")
 
 
-def _where(f: dataclasses.Field, meta: Setting | None, value: Any = UNSET) -> str:
-    flag = f" ({_flag_of(f, meta)})" if meta is not None and meta.cli else ""
-    return f"{f.name}{'' if value is UNSET else f'={value!r}'}{flag}"
-
 
 _NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
@@ -228,7 +224,7 @@ def _expected(hint: Any) -> str:
     return _NAMES.get(hint, getattr(hint, "__name__", str(hint)))
 
 
-def _check_bounds(value: Any, meta: Setting, where: str) -> None:
+def _check_bounds(value: Any, meta: Setting, where: str, shown: bool) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     bad = ((meta.at_least is not None and value < meta.at_least)
@@ -236,7 +232,8 @@ def _check_bounds(value: Any, meta: Setting, where: str) -> None:
            or (meta.at_most is not None and value > meta.at_most)
            or (meta.below is not None and value >= meta.below))
     if bad:
-        raise ConfigError(f"{where}: {value!r} is out of range; expected a value {meta.bounds_text()}")
+        said = "" if shown else f"{value!r} is out of range; "
+        raise ConfigError(f"{where}: {said}expected a value {meta.bounds_text()}")
 
 
 def check_value(f: dataclasses.Field, meta: Setting, hint: Any, value: Any, where: str,
@@ -248,7 +245,7 @@ def check_value(f: dataclasses.Field, meta: Setting, hint: Any, value: Any, wher
         meta: its :class:`Setting`.
         hint: its resolved type.
         value: the value to check.
-        where: how messages name the value (``epochs (--epochs)``, ``file.yaml: epochs``).
+        where: how messages name the value's source (``--epochs``, ``file.yaml: epochs``).
         text: the value was typed or read from a file (numeric strings allowed).
 
     Returns:
@@ -257,19 +254,29 @@ def check_value(f: dataclasses.Field, meta: Setting, hint: Any, value: Any, wher
     Raises:
         ConfigError: naming ``where``, the value and what was expected.
     """
-    value = coerce(value, hint, where, text=text)
+    return _check(f, meta, hint, value, where, text, shown=False)
+
+
+def _check(f, meta: Setting, hint: Any, value: Any, where: str, text: bool, shown: bool,
+           flag: str = "") -> Any:
+    # shown: messages name the field as ``name=value (--flag)`` (the Python API);
+    # else as their source followed by the value (a flag, a config file's key).
+    value = coerce(value, hint, f"{where}{flag}" if shown else where, text=text)
     if value is None:
         return value
+    head = f"{where}={value!r}{flag}" if shown else where
+    said = "" if shown else f"{value!r} is not a choice; "
     if meta.choices is not None and value not in meta.choices:
-        raise ConfigError(f"{where}: {value!r} is not a choice; expected one of {list(meta.choices)}")
-    _check_bounds(value, meta, where)
+        raise ConfigError(f"{head}: {said}expected one of {list(meta.choices)}")
+    _check_bounds(value, meta, head, shown)
     if isinstance(value, (dict, tuple)):
         items = value.items() if isinstance(value, dict) else enumerate(value)
         for key, item in items:
+            item_head = f"{where}[{key!r}]={item!r}{flag}" if shown else f"{where}[{key!r}]"
             if meta.each_choices is not None and item not in meta.each_choices:
-                raise ConfigError(f"{where}[{key!r}]: {item!r} is not a choice; expected one of "
-                                  f"{list(meta.each_choices)}")
-            _check_bounds(item, meta, f"{where}[{key!r}]")
+                said = "" if shown else f"{item!r} is not a choice; "
+                raise ConfigError(f"{item_head}: {said}expected one of {list(meta.each_choices)}")
+            _check_bounds(item, meta, item_head, shown)
     return value
 
 
@@ -284,5 +291,6 @@ def validate(obj: Any) -> None:
     """
     hints = field_types(type(obj))
     for f, meta in settings_of(obj):
-        value = check_value(f, meta, hints.get(f.name, Any), getattr(obj, f.name), _where(f, meta))
+        flag = f" ({_flag_of(f, meta)})" if meta.cli else ""
+        value = _check(f, meta, hints.get(f.name, Any), getattr(obj, f.name), f.name, False, True, flag)
         object.__setattr__(obj, f.name, value)

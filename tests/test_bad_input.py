@@ -309,9 +309,21 @@ def test_damaged_png_gives_one_line_without_libpng_output(tmp_path, capfd):
 
 # -- 9. model.keras that Keras refuses -----------------------------------------------------------
 
-def _run_with_model(tmp_path: Path, write) -> Path:
+def _run_with_model(tmp_path: Path, small_dataset: Path, write) -> Path:
+    """A run directory complete but for its model.keras, which ``write`` makes."""
+    import numpy as np
+
+    from faces_keras.labels import load_schema
+    from faces_keras.thresholds import ThresholdConfig, tune_thresholds
+
     run = tmp_path / "run"
     run.mkdir()
+    schema = load_schema("grids")
+    shutil.copy(Path(__file__).resolve().parents[1] / "datasets" / "grids.yaml", run / "schema.yaml")
+    shutil.copy(small_dataset / "manifest.json", run / "manifest.json")
+    names = schema.label_names
+    truth = np.tile([[0], [1]], (10, len(names)))
+    tune_thresholds(truth, truth * 0.8 + 0.1, names, ThresholdConfig()).save(run / "thresholds.json")
     write(run / "model.keras")
     return run
 
@@ -331,8 +343,8 @@ def _damaged_model(path: Path) -> None:
     (_lambda_model, "the model holds a Lambda layer (arbitrary Python code), which Keras refuses to load in safe mode"),
     (_damaged_model, "is truncated or damaged (not a .keras zip archive)"),
 ])
-def test_model_keras_that_does_not_load_names_the_file(tmp_path, data_dir, capsys, write, says):
-    run = _run_with_model(tmp_path, write)
+def test_model_keras_that_does_not_load_names_the_file(tmp_path, data_dir, small_dataset, capsys, write, says):
+    run = _run_with_model(tmp_path, small_dataset, write)
     capsys.readouterr()
     out = tmp_path / "pred"
     assert main(["predict", str(run), str(data_dir / "photos" / "group-6-faces.jpg"), "--out", str(out)]) == 2

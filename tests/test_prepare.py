@@ -148,7 +148,7 @@ def test_prepare_config_validation():
         PrepareConfig(size=4)
     with pytest.raises(ValueError, match="--cols, --rows and --cell"):
         PrepareConfig(cols=3)
-    with pytest.raises(ValueError, match="val 0.5 \\+ test 0.5"):
+    with pytest.raises(ValueError, match=r"val=0.5 \(--val\) \+ test=0.5"):
         SplitConfig(val=0.5, test=0.5)
 
 

@@ -63,6 +63,12 @@ def test_the_command_line_beats_the_config_file_which_beats_the_default(tmp_path
     got = settings_from(Example, parse(["--size", "24"]), config)
     assert (got.size, got.mode, got.inner.rate) == (24, "slow", 0.2)
     config.check_all_used("example")
+    path.write_text("color: true\nno-extra: true\n")  # flag names mean what the flags mean
+    got = settings_from(Example, parse([]), ConfigFile(path))
+    assert got.gray is False and got.extra is None
+    path.write_text("gray: false\nextra: {a: 1}\n")  # setting names mean the setting's value
+    got = settings_from(Example, parse([]), ConfigFile(path))
+    assert got.gray is False and got.extra == {"a": 1}
 
 
 def test_bad_values_name_their_source(tmp_path):
@@ -77,7 +83,7 @@ def test_bad_values_name_their_source(tmp_path):
     settings_from(Example, parse([]), config)
     with pytest.raises(ConfigError, match="unknown setting 'sizes' for `example`"):
         config.check_all_used("example")
-    with pytest.raises(ConfigError, match=r"weights \(--weight\)\['x'\]: -1.0 is out of range"):
+    with pytest.raises(ConfigError, match=r"weights\['x'\]=-1.0 \(--weight\): expected a value >= 0"):
         Example(weights={"x": -1})
     with pytest.raises(ConfigError, match="size \\(--size\\): '64' is not an integer"):
         Example(size="64")  # the Python API takes no strings for numbers

@@ -211,14 +211,11 @@ def test_merge_names_must_be_one_per_part_and_unique(tmp_path):
 
 
 def test_merge_command_prints_the_parts(tmp_path, capsys):
-    import argparse
-
-    from faces_keras.data.combine import merge_command
+    from faces_keras.cli import main
     from faces_keras.data.store import Dataset
 
     a, b = _parts(tmp_path)
-    args = argparse.Namespace(out=str(tmp_path / "m"), datasets=[str(a), str(b)], names="c,u", overwrite=False)
-    assert merge_command(args) == 0
+    assert main(["dataset", "merge", str(tmp_path / "m"), str(a), str(b), "--names", "c,u"]) == 0
     printed = capsys.readouterr().out
     assert "merged 4 faces" in printed and "glasses" in printed
     assert Dataset.load(tmp_path / "m").faces["id"].str.startswith(("c:", "u:")).all()

@@ -225,6 +225,8 @@ def settings_from(cls: type, args: argparse.Namespace, config: ConfigFile | None
                                          flag, text=True)
         elif found is not None:
             key, value = found
+            if key != f.name:  # the file used the flag's name: it means what the flag means
+                value = _flag_meaning(f, meta, hint, value, config.where(key))
             values[f.name] = check_value(f, meta, hint, value, config.where(key), text=True)
     values.update(given)
     try:
@@ -235,6 +237,20 @@ def settings_from(cls: type, args: argparse.Namespace, config: ConfigFile | None
         if config.path is not None and not str(exc).startswith(str(config.path)):
             raise ConfigError(f"{config.path}: {exc}") from None
         raise
+
+
+def _flag_meaning(f: dataclasses.Field, meta, hint: Any, value: Any, where: str) -> Any:
+    """``no-augmentation: true`` in a file sets what ``--no-augmentation`` sets (the flag's sense)."""
+    scalar = _scalar_type(hint)
+    if scalar is bool and describe_default(f) is True:  # a store_false flag (--color, --no-augmentation)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: {value!r} is not a switch; expected true or false")
+        return not value
+    if meta.const is not UNSET and scalar not in (int, float, str):  # a store_const flag
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: {value!r} is not a switch; expected true or false")
+        return meta.const if value else describe_default(f)
+    return value
 
 
 def _from_mapping(cls: type, mapping: dict[str, Any], where: str, base: Any) -> Any:
