@@ -96,6 +96,10 @@ def test_every_group_score_matches_sklearn_on_the_same_faces():
         codes, names = groups[row.by]
         mask = target.labelled & (codes == names.index(row.group))
         assert row.n == int(mask.sum())
+        truth, predicted = target.truth[mask], target.predicted[mask]
+        support = {"recall": int(np.sum(truth == 1)), "f1": int(np.sum((truth == 1) | (predicted == 1)))}
+        assert row.support == (support[row.metric] if target.kind == "binary" and row.metric in support
+                               else int(mask.sum()))
         expected = sklearn_score(target.kind, row.metric, target.truth[mask], target.predicted[mask])
         if np.isnan(expected):
             assert np.isnan(row.value)
@@ -173,6 +177,26 @@ def test_groups_under_the_minimum_are_listed_but_not_compared():
     assert gap.groups == 1 and not gap.flagged and np.isnan(gap.gap)
 
 
+def test_recall_on_few_positives_is_not_compared_however_large_the_group():
+    """400 faces each; with glasses only 10 are positive (all missed): recall is listed, not compared."""
+    glasses = np.repeat([0, 1], 400)
+    sex = np.zeros(800, dtype=int)
+    sex[:200] = 1  # 200 positives without glasses
+    sex[400:410] = 1  # 10 with glasses
+    predicted = sex.copy()
+    predicted[400:410] = 0  # every positive with glasses missed
+    prob = np.stack([np.where(predicted == 1, 0.9, 0.1), np.full(800, 0.3)], axis=1)
+    labels = label_results(SCHEMA.select(["sex", "glasses"]), {"labels": prob},
+                           {"labels": np.stack([sex, glasses], axis=1)}, {"sex": 0.5, "glasses": 0.5}, "few")
+    report = group_metrics(labels)
+    recall = report.by_group.query("label == 'sex' and by == 'glasses' and metric == 'recall'")
+    assert sorted(zip(recall.group, recall.n, recall.support, recall.value)) == \
+        [("no", 400, 200, 1.0), ("yes", 400, 10, 0.0)]
+    gaps = report.gaps.query("label == 'sex' and by == 'glasses'").set_index("metric")
+    assert gaps.loc["recall", "groups"] == 1 and not gaps.loc["recall", "flagged"]
+    assert gaps.loc["accuracy", "groups"] == 2
+
+
 def test_seeded_and_written_as_csv_and_markdown(tmp_path):
     labels = random_set(n=300, seed=5)
     first, again, other = group_metrics(labels), group_metrics(labels), group_metrics(labels, seed=1)
@@ -204,7 +228,7 @@ def test_the_report_page_flags_the_worse_group(tmp_path, worse, flagged):
                               title="planted")
     page = result.html.read_text()
     row = re.search(r'<tr class="group-row" data-target="sex" data-by="glasses" data-group="yes">(.*?)</tr>', page)
-    cell = re.search(r'<td class="([^"]*)" data-score="accuracy">([0-9.]+) ', row.group(1))
+    cell = re.search(r'<td class="([^"]*)" data-score="accuracy" title="400 faces counted">([0-9.]+) ', row.group(1))
     assert float(cell.group(2)) == pytest.approx(worse, abs=5e-4)
     assert ("flagged" in cell.group(1).split()) is flagged
     assert ('class="gap-flag" data-label="sex" data-by="glasses" data-metric="accuracy"' in page) is flagged

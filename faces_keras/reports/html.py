@@ -334,7 +334,8 @@ def _group_table(groups: GroupReport, label: str) -> str:
             state = ("flagged" if flagged.get((by, metric)) == group
                      else "best" if best.get((by, metric)) == group else "")
             classes = f"score {state}".strip()
-            cells.append(f'<td class="{classes}" data-score="{_e(metric)}">{_number(r.value)} '
+            cells.append(f'<td class="{classes}" data-score="{_e(metric)}" title="{int(r.support)} faces counted">'
+                         f'{_number(r.value)} '
                          f'<span class="ci">({_number(r.low)} to {_number(r.high)})</span></td>')
         body.append(f'<tr class="group-row" data-target="{_e(label)}" data-by="{_e(by)}" data-group="{_e(group)}">'
                     f'<td class="name">{_e(by)}</td><td class="name">{_e(group)}</td>'

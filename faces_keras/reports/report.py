@@ -172,7 +172,7 @@ def _write_all(data: ReportData, folder: Path, config: ReportConfig, seed: int =
     plain = render_report(data, config.per_class, seed, color=False, groups=groups, calibration=calibration)
     coloured = (render_report(data, config.per_class, seed, color=True, groups=groups, calibration=calibration)
                 if config.color else plain)
-    log.info("report of %s (%s) in %s", data.name, data.split, folder)
+    log.debug("report of %s (%s) in %s", data.name, data.split, folder)
     return ReportResult(folder, files["html"], files["gallery"], files["predictions"], files["groups_csv"],
                         files["groups_md"], files["reliability"], coloured, plain, data, groups, calibration)
 
