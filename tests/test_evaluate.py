@@ -259,3 +259,14 @@ def test_multiclass_and_regression_heads_scored_and_mapped():
     assert written["race_pred"].tolist() == softmax.argmax(1).tolist()
     assert written["smile_pred"].tolist() == (outputs["labels"][:, 0] >= 0.4).astype(int).tolist()
     assert np.allclose(written[["race_prob_x", "race_prob_y", "race_prob_z"]].to_numpy(), softmax)
+
+
+def test_faces_of_another_size_are_refused_naming_both(celeba_run, data_dir, tmp_path):
+    from faces_keras.data.prepare import PrepareConfig, prepare_dataset
+    from faces_keras.errors import DatasetError
+
+    small = prepare_dataset(load_schema("grids"), data_dir / "grids" / "faces-labels.csv", tmp_path / "g48",
+                            config=PrepareConfig(size=48, limit=40))
+    with pytest.raises(DatasetError, match=r"faces are 48x48x1, the run's model takes 64x64x1"):
+        evaluate_run_on(celeba_run, small, EvaluateConfig(out=str(tmp_path / "out")))
+    assert not (tmp_path / "out").exists()
