@@ -283,7 +283,7 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(run, face_files, tmp_pa
 def test_settings_are_checked_where_declared():
     from faces_keras.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"batch_size \(--batch-size\).*expected a value >= 1"):
+    with pytest.raises(ConfigError, match=r"batch_size.*\(--batch-size\).*expected a value >= 1"):
         PredictConfig(batch_size=0)
-    with pytest.raises(ConfigError, match=r"detector \(--detector\).*yunet.*haar.*mtcnn"):
+    with pytest.raises(ConfigError, match=r"detector.*yunet.*haar.*mtcnn"):
         PredictConfig(detector="yunet")
