@@ -181,8 +181,9 @@ def write_report(run: RunDir | str | Path, config: ReportConfig = ReportConfig()
     """Write the report of one labelled split of a run: HTML, PNG gallery, CSVs, per-group tables, calibration.
 
     Args:
-        run: the run directory (it needs predictions.npz; thresholds.json and the
-            dataset's images are used when present, and their absence is warned about).
+        run: the run directory, or a :class:`faces_keras.Run` (it needs predictions.npz;
+            thresholds.json and the dataset's images are used when present, and their
+            absence is warned about).
         config: split, faces per class, colour and output folder.
 
     Returns:
@@ -191,7 +192,7 @@ def write_report(run: RunDir | str | Path, config: ReportConfig = ReportConfig()
     Raises:
         RunError: the run has no predictions for the split, or they do not fit its schema.
     """
-    run = run if isinstance(run, RunDir) else RunDir(run)
+    run = run if isinstance(run, RunDir) else RunDir(getattr(run, "path", run))  # also a faces_keras.Run
     data = load_report_data(run, config.split)
     folder = Path(config.out) if config.out else run.path
     return _write_all(data, folder, config)
