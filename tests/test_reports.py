@@ -349,6 +349,9 @@ def test_write_set_report_refuses_what_does_not_fit_the_schema(grid_run, tmp_pat
     with pytest.raises(ReportError, match="glasses"):
         write_set_report(tmp_path / "a", faces=faces.drop(columns=["glasses"]), probabilities=probabilities,
                          thresholds=thresholds, **common)
+    with pytest.raises(ReportError, match=r"\['sex'\] are not encoded"):
+        write_set_report(tmp_path / "e", faces=faces.assign(sex=np.where(faces["sex"] == 1, "M", "F")),
+                         probabilities=probabilities, thresholds=thresholds, **common)
     with pytest.raises(ReportError, match="threshold.*hat"):
         write_set_report(tmp_path / "b", faces=faces, probabilities=probabilities,
                          thresholds={k: v for k, v in thresholds.items() if k != "hat"}, **common)

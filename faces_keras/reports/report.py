@@ -242,6 +242,10 @@ def write_set_report(out_dir: str | Path, *, schema: Schema, faces: pd.DataFrame
     if images is not None and len(images) != n:
         raise ReportError(f"{title}: {len(images)} images for {n} faces")
     faces = faces.reset_index(drop=True)
+    encoded = [name for name in schema.label_names if not pd.api.types.is_numeric_dtype(faces[name])]
+    if encoded:
+        raise ReportError(f"{title}: label column(s) {encoded} are not encoded numbers; expected binary 1/0/-1, "
+                          "a class index or -1, or a value (faces_keras.labels reads them so)")
     truths = make_targets(faces, plan_heads(schema))
     labels = label_results(schema, probabilities, truths, thresholds, title)
     if labels and len(labels[0].truth) != n:
