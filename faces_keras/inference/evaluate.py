@@ -432,6 +432,9 @@ def evaluate_run_on(run: RunDir | str | Path, data: str | Path,
         "predict_seconds": round(seconds, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     metrics = {**record, **metrics}
+    cut = f"binary labels cut at the run's thresholds ({run / THRESHOLDS})" if thresholds is not None else ""
+    md = (f"# {run.path.name} on {labelled.name}\n\n{len(frame)} faces of {data}; "
+          + ", ".join(p for p in (cut, f"test-time flip: {'yes' if tta else 'no'}") if p) + ".\n\n" + md)
     predictions = predictions_frame(run_schema, heads, frame, outputs, thresholds)
     report_name = next(iter(groups)) if len(groups) == 1 else ALL
     with folder_lock(out_dir, "evaluation folder"):
