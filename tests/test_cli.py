@@ -10,7 +10,8 @@ import pytest
 from faces_keras.cli import build_parser, main
 from faces_keras.io import read_json
 
-SUBCOMMANDS = ["quickstart", "prepare", "dataset", "train", "thresholds", "report", "predict", "compare", "tune"]
+SUBCOMMANDS = ["quickstart", "prepare", "dataset", "train", "thresholds", "report", "predict", "export", "evaluate",
+               "embed", "compare", "tune"]
 
 
 def test_every_subcommand_has_help(capsys):
