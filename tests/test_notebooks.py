@@ -10,7 +10,11 @@ number and first line, and the error.
 
 The kernel is this interpreter's ipykernel: a kernelspec pointing at
 ``sys.executable`` is written into a temporary folder, so a user-level
-``python3`` kernelspec for another Python cannot shadow it.
+``python3`` kernelspec for another Python cannot shadow it. The notebooks import
+the installed package (``pip install -e .``): no cell touches ``sys.path``, and
+every cell reaches the library through its public names only (``import
+faces_keras as fk`` and ``fk.<name>``, or ``from faces_keras import <name>``),
+which :func:`public_api_problems` checks by parsing each code cell.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import re
 import sys
 from pathlib import Path
 
+import faces_keras
 import nbformat
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
@@ -100,6 +105,49 @@ def inject_parameters(nb: nbformat.NotebookNode, values: dict) -> list[str]:
     return names
 
 
+# -- the public API only ------------------------------------------------------------------------------
+
+PUBLIC = frozenset(faces_keras.__all__)  # lazy: importing faces_keras imports no Keras
+PACKAGE = "faces_keras"
+MAGIC = re.compile(r"^\s*[%!]")  # IPython magics and shell escapes are not Python
+
+
+def python_lines(source: str) -> str:
+    """A code cell's source with its IPython magic and shell lines blanked (line numbers kept)."""
+    return "\n".join("" if MAGIC.match(line) else line for line in source.splitlines())
+
+
+def public_api_problems(source: str) -> list[str]:
+    """What in one code cell goes around the public API: ``sys.path``, deep or unknown imports.
+
+    Allowed: ``import faces_keras`` (any alias) and attributes of it that are in
+    ``faces_keras.__all__``, and ``from faces_keras import <public names>``.
+    Anything under ``faces_keras.<module>`` is a deep import.
+    """
+    problems = [f"line {n}: sets up sys.path" for n, line in enumerate(source.splitlines(), 1)
+                if "sys.path" in line]
+    tree = ast.parse(python_lines(source))
+    aliases = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name == PACKAGE:
+                    aliases.add(alias.asname or PACKAGE)
+                elif alias.name.startswith(PACKAGE + "."):
+                    problems.append(f"line {node.lineno}: deep import `import {alias.name}`")
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            if node.module.startswith(PACKAGE + "."):
+                problems.append(f"line {node.lineno}: deep import `from {node.module} import ...`")
+            elif node.module == PACKAGE:
+                problems += [f"line {node.lineno}: `from faces_keras import {alias.name}` is not public"
+                             for alias in node.names if alias.name not in PUBLIC]
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                and node.attr not in PUBLIC and node.attr not in ("__version__", "__file__")):
+            problems.append(f"line {node.lineno}: `{node.value.id}.{node.attr}` is not a public name")
+    return problems
+
+
 # -- running ---------------------------------------------------------------------------------------
 
 def this_interpreter_kernels(folder: Path) -> KernelSpecManager:
@@ -177,6 +225,33 @@ def test_one_parameters_cell_first(path):
     names = assigned_names(nb.cells[index].source)
     missing = [name for name in REQUIRED_PARAMETERS if name not in names]
     assert not missing, f"{path.name}: the parameters cell does not set {missing}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_uses_only_the_public_api(path):
+    nb = read_notebook(path)
+    problems = [f"code cell {i} ({_first_line(cell.source)!r}): {problem}"
+                for i, cell in enumerate((c for c in nb.cells if c.cell_type == "code"), start=1)
+                for problem in public_api_problems(cell.source)]
+    assert not problems, f"{path.name} goes around the public API:\n" + "\n".join(problems)
+    uses = [cell for cell in nb.cells if cell.cell_type == "code" and "faces_keras" in cell.source]
+    assert uses, f"{path.name} does not import faces_keras"
+
+
+def test_public_api_check_catches_what_goes_around_it():
+    assert public_api_problems("import faces_keras as fk\n%matplotlib inline\nfk.train\nfk.__version__") == []
+    assert public_api_problems("from faces_keras import Dataset, prepare_dataset") == []
+    caught = {
+        "import sys\nsys.path.insert(0, '..')": "sys.path",
+        "from faces_keras.data.present import new_figure": "deep import",
+        "import faces_keras.training.train as t": "deep import",
+        "from faces_keras import _PUBLIC": "not public",
+        "import faces_keras as fk\nfk.data.present.new_figure": "`fk.data` is not a public name",
+        "import faces_keras\nfaces_keras.not_a_name()": "`faces_keras.not_a_name` is not a public name",
+    }
+    for source, expected in caught.items():
+        problems = public_api_problems(source)
+        assert len(problems) == 1 and expected in problems[0], (source, problems)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
