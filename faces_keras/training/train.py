@@ -35,7 +35,17 @@ from faces_keras.training.config import SCHEDULES, TrainConfig  # noqa: F401  (T
 
 @dataclass
 class TrainingData:
-    """Arrays of one dataset for one label selection."""
+    """Arrays of one dataset for one label selection.
+
+    Args:
+        dataset: the loaded dataset.
+        heads: the heads planned for the selected labels, regression heads
+            standardised on the training targets.
+        x: split name (``train``, ``val``, ``test``) to float32 faces
+            ``(N, size, size, C)``, 0-255.
+        targets: split name to head name to targets (:func:`make_targets`).
+        frames: split name to the split's rows of ``faces.csv``.
+    """
 
     dataset: Dataset
     heads: list[Head]
@@ -46,6 +56,22 @@ class TrainingData:
     @classmethod
     def load(cls, dataset: Dataset, labels: tuple[str, ...] = (), max_train: int | None = None,
              seed: int = 0) -> "TrainingData":
+        """Load the three splits of ``dataset`` for ``labels``.
+
+        Args:
+            dataset: the loaded dataset.
+            labels: the labels to train on; empty (the default) takes them all.
+            max_train: keep at most this many training faces, drawn at random
+                (``seed``); ``None`` keeps all.
+            seed: the random seed of that draw.
+
+        Returns:
+            The :class:`TrainingData`.
+
+        Raises:
+            SchemaError: a label is not in the dataset's schema.
+            DatasetError: a split is empty.
+        """
         schema = dataset.schema.select(list(labels))
         heads = plan_heads(schema)
         x, targets, frames = {}, {}, {}
@@ -119,6 +145,15 @@ def atomic_model_checkpoint(run: RunDir, monitor: str, mode: str, best: float | 
     Here each save goes to a temporary name beside it and is renamed over it,
     then ``best.json`` records its epoch and value: a kill leaves the previous
     best whole. Which epochs improve stays Keras's logic.
+
+    Args:
+        run: the run directory.
+        monitor: the validation quantity followed (``val_loss``...).
+        mode: ``min`` or ``max`` (:func:`monitor_mode`).
+        best: the value to beat (a resumed run's best), or ``None``.
+
+    Returns:
+        The Keras callback.
     """
     import keras
 
@@ -145,6 +180,12 @@ def epoch_timer(train_faces: int):
     """A callback that adds training seconds and images/s (validation excluded) to each epoch's logs.
 
     It must come before CSVLogger in the callback list so the numbers reach history.csv.
+
+    Args:
+        train_faces: training faces per epoch.
+
+    Returns:
+        The Keras callback; it logs ``epoch_seconds`` and ``images_per_second``.
     """
     import keras
 
@@ -166,8 +207,17 @@ def epoch_timer(train_faces: int):
 
 
 def monitor_mode(monitor: str) -> str:
-    """``"max"`` for quantities that grow as the model improves, else ``"min"``."""
-    return "max" if any(k in monitor for k in ("auc", "accuracy", "precision", "recall", "f1")) else "min"
+    """``"max"`` for quantities that grow as the model improves, else ``"min"``.
+
+    Args:
+        monitor: a logged quantity, e.g. ``val_loss`` or ``val_labels_auc``.
+
+    Returns:
+        ``"max"`` where the name holds auc, accuracy, precision, recall or f1.
+    """
+    from faces_keras.monitors import direction
+
+    return direction(monitor)
 
 
 def _callbacks(run: RunDir, config: TrainConfig, resume_state: dict | None, train_faces: int = 0):
@@ -249,7 +299,10 @@ def train(config: TrainConfig, run_dir: str | Path, *, overwrite: bool = False,
         The finished :class:`RunDir`.
 
     Raises:
-        RunError: ``run_dir`` holds a run and ``overwrite`` is false.
+        RunError: ``run_dir`` holds a run and ``overwrite`` is false, or
+            ``config.init_from`` is not a run or model whose backbone fits.
+        DatasetError: ``config.dataset`` is not a whole prepared dataset, or
+            one of its splits is empty.
         FolderLockedError: another process is writing ``run_dir``.
     """
     run = RunDir(run_dir)
@@ -473,7 +526,15 @@ def _environment(device: dict, precision: str) -> dict:
 
 
 def finish_run(run: RunDir, model, data: TrainingData, config: TrainConfig, train_seconds: float) -> None:
-    """Predict val and test once, tune thresholds on val, write metrics, plots and the report."""
+    """Predict val and test once, tune thresholds on val, write metrics, plots and the report.
+
+    Args:
+        run: the run directory.
+        model: the trained Keras model.
+        data: the run's arrays.
+        config: the run's settings (threshold search, test-time flips).
+        train_seconds: the training time, recorded in metrics.json.
+    """
     from faces_keras.training.evaluate import tune_run_thresholds
 
     save_split_predictions(run, model, data, config)
@@ -483,7 +544,14 @@ def finish_run(run: RunDir, model, data: TrainingData, config: TrainConfig, trai
 
 
 def save_split_predictions(run: RunDir, model, data: TrainingData, config: TrainConfig) -> None:
-    """predictions.npz: the model's outputs and the true values on val and test."""
+    """predictions.npz: the model's outputs and the true values on val and test.
+
+    Args:
+        run: the run directory.
+        model: the trained Keras model.
+        data: the run's arrays.
+        config: the run's settings (``tta_flip``).
+    """
     arrays: dict[str, np.ndarray] = {}
     for split in ("val", "test"):
         for head, probs in predict_heads(model, data.x[split], data.heads, tta_flip=config.tta_flip).items():
@@ -501,6 +569,11 @@ def repredict(run_dir: str | Path) -> RunDir:
 
     Returns:
         The :class:`RunDir`, with a new predictions.npz that matches model.keras.
+
+    Raises:
+        RunError: the run lacks its config or model.
+        DatasetError: the run's dataset is no longer a whole prepared dataset.
+        FolderLockedError: another process is writing ``run_dir``.
     """
     run = RunDir(run_dir)
     with folder_lock(run.path, "run directory"):

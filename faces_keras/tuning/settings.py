@@ -17,7 +17,7 @@ from faces_keras.errors import ConfigError
 from faces_keras.settings import setting, validate
 
 # The search objectives and whether lower or higher is better.
-OBJECTIVES = {"val_loss": "min", "val_auc": "max", "val_mean_f1": "max"}
+OBJECTIVES = ("val_auc", "val_loss", "val_mean_f1")  # which way each improves: faces_keras.monitors
 # The spaces faces_keras.tuning.hypermodels.SPACES defines (named here so nothing needs keras-tuner to list them).
 SPACE_NAMES = ("default", "residual", "sequential", "original")
 ROLES = ("single", "chief", "worker")
@@ -36,10 +36,11 @@ _WORKER_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 class TuneConfig:
     """Every setting of a Hyperband search, declared once; the ``tune`` command's flags come from here.
 
-    A process's role follows from ``chief`` and ``worker``: neither is a single
-    process that runs the whole search; ``chief`` serves the oracle over gRPC
-    and runs no trials; ``worker`` runs trials for the chief at
-    ``oracle_ip:oracle_port``.
+    Each field is declared with :func:`faces_keras.settings.setting`; its
+    ``help`` says what it means, its default and its range. A process's role
+    follows from ``chief`` and ``worker``: neither is a single process that
+    runs the whole search; ``chief`` serves the oracle over gRPC and runs no
+    trials; ``worker`` runs trials for the chief at ``oracle_ip:oracle_port``.
 
     Raises:
         ConfigError: a value of the wrong kind or out of range (one line naming the
@@ -51,7 +52,7 @@ class TuneConfig:
                                       help="comma-separated labels to tune for (default: all)")
     space: str = setting("default", choices=SPACE_NAMES,
                          help="default (the small ResNet), residual, sequential or original")
-    objective: str = setting("val_loss", choices=tuple(sorted(OBJECTIVES)),
+    objective: str = setting("val_loss", choices=OBJECTIVES,
                              help="what Hyperband optimises on the validation faces")
     max_epochs: int = setting(20, at_least=1, help="Hyperband's largest epoch budget for a trial")
     factor: int = setting(3, at_least=2, help="Hyperband's reduction factor")
@@ -128,7 +129,9 @@ class TuneConfig:
 
     @property
     def direction(self) -> str:
-        return OBJECTIVES[self.objective]
+        from faces_keras.monitors import direction
+
+        return direction(self.objective)
 
     @property
     def heartbeat_seconds(self) -> float:
@@ -146,7 +149,12 @@ class TuneConfig:
         return out
 
     def search_settings(self) -> dict[str, Any]:
-        """The settings that define the search, with the dataset as an absolute path."""
+        """The settings that define the search, with the dataset as an absolute path.
+
+        Returns:
+            The settings of ``SEARCH_KEYS``, as recorded in the search directory
+            (a later run with other values is another search).
+        """
         out = {key: self.to_dict()[key] for key in SEARCH_KEYS}
         out["dataset"] = str(Path(self.dataset).resolve())
         return out
@@ -166,6 +174,10 @@ def role_from_environment(config: TuneConfig, environ: Mapping[str, str] | None 
 
     Returns:
         The config with ``chief``/``worker``, ``oracle_ip`` and ``oracle_port`` from the variables.
+
+    Raises:
+        ConfigError: ``KERASTUNER_ORACLE_IP`` is set without
+            ``KERASTUNER_TUNER_ID``, or the port is not a number.
     """
     environ = os.environ if environ is None else environ
     if config.role != "single" or not environ.get(ENV_ORACLE_IP):
