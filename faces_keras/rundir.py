@@ -45,6 +45,12 @@ MODEL_CHECKSUM = "model_sha256"  # the key in predictions.npz
 
 @dataclass
 class RunDir:
+    """The files of one run directory (the layout above), by name; nothing is read until asked.
+
+    Args:
+        path: the run directory, a string or a path; it need not exist yet.
+    """
+
     path: Path
 
     def __post_init__(self):

@@ -54,3 +54,45 @@ def test_the_layers_contract_holds():
     out = subprocess.run([str(Path(sys.executable).parent / "lint-imports")], cwd=ROOT, capture_output=True,
                          text=True)
     assert out.returncode == 0, out.stdout[-3000:]
+
+
+# Public names whose docstrings still lack Args:/Returns: (their modules' owners are adding them).
+# Remove a name once it is documented: the test below fails for any undocumented name not listed
+# here, and for a listed name that no longer needs to be.
+NOT_YET_DOCUMENTED = {"before_after_table"}  # faces_keras/reports/metrics.py
+
+
+def test_every_public_name_has_a_keras_hub_style_docstring():
+    import importlib
+    import inspect
+
+    import faces_keras
+
+    offenders: dict[str, str] = {}
+    for name in faces_keras.__all__:
+        module = faces_keras._PUBLIC.get(name)
+        if module is None:  # __version__
+            continue
+        # From the defining module: the package attribute of a name that is also a submodule's
+        # (faces_keras.quickstart) may be the submodule once it is imported.
+        obj = getattr(importlib.import_module(module), name)
+        if inspect.isclass(obj):
+            own = obj.__dict__.get("__doc__") or ""
+            # a dataclass without a docstring gets its signature, "Name(field: type, ...)", as __doc__
+            if not own.strip() or own.startswith(f"{obj.__name__}("):
+                offenders[name] = f"class {module}.{name}: no docstring"
+        elif callable(obj):
+            signature = inspect.signature(obj)
+            if not signature.parameters:
+                continue
+            doc = inspect.getdoc(obj) or ""
+            wanted = ["Args:"]
+            if signature.return_annotation not in (None, "None"):
+                wanted.append("Returns:")
+            missing = [section for section in wanted if section not in doc]
+            if missing:
+                offenders[name] = f"{module}.{name}: no {' or '.join(missing)}"
+    undocumented = [why for name, why in sorted(offenders.items()) if name not in NOT_YET_DOCUMENTED]
+    assert not undocumented, "public names without a keras-hub style docstring:\n" + "\n".join(undocumented)
+    done = sorted(NOT_YET_DOCUMENTED - set(offenders))
+    assert not done, f"{done} are documented now (or no longer public): remove them from NOT_YET_DOCUMENTED"

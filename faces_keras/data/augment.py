@@ -350,10 +350,20 @@ def _check_batch(images: np.ndarray, source_ids: np.ndarray) -> tuple[np.ndarray
 class AugmentationConfig:
     """Settings of the online augmentation; 0 or False turns an operation off.
 
-    ``rotation_degrees`` is the largest rotation either way, in [0, 180];
-    ``zoom`` (both axes), ``width_factor`` (width only: narrow or widen),
-    ``brightness`` and ``contrast`` are the largest relative changes, in
-    [0, 1). ``seed`` makes the random draws repeatable.
+    Args:
+        flip: mirror faces left to right at random (half of them).
+        rotation_degrees: the largest rotation either way, in degrees, in
+            [0, 180] (22 by default).
+        zoom: the largest relative zoom in or out of both axes, in [0, 1).
+        width_factor: the largest relative change of the width only (narrow
+            or widen), in [0, 1).
+        brightness: the largest relative brightness change, in [0, 1).
+        contrast: the largest relative contrast change, in [0, 1).
+        seed: a non-negative integer that makes the random draws repeatable;
+            ``None`` (the default) draws anew each run.
+
+    Raises:
+        AugmentationError: a setting is of the wrong type or out of range.
     """
 
     flip: bool = True
@@ -426,17 +436,30 @@ def online_augmentation(
 ):
     """Keras preprocessing layers that augment a batch anew on every call in training.
 
-    Pass an :class:`AugmentationConfig`, or its fields as keyword arguments
-    (``flip=True, rotation_degrees=22.0, zoom=0.15, width_factor=0.15,
-    brightness=0.1, contrast=0.1, seed=None``), not both. Inputs are float
-    images in [0, 255], channels-last, 1 or 3 channels; rescale after this
-    block. Operations set to 0 or False are left out; with all of them off
-    this returns None (Keras cannot call a Sequential without layers), so
-    callers skip the block.
+    Pass an :class:`AugmentationConfig`, or its fields as keyword arguments,
+    not both. Inputs are float images in [0, 255], channels-last, 1 or 3
+    channels; rescale after this block. Operations set to 0 or False are left
+    out.
 
-    Returns a ``keras.Sequential`` that acts only in training: inside
-    ``fit`` or with ``training=True``. With ``training=False`` (and in
-    ``predict``) it returns its input unchanged.
+    Args:
+        config: the augmentation's settings; ``None`` (the default) builds them
+            from ``settings``.
+        name: the Keras name of the ``Sequential`` block.
+        **settings: :class:`AugmentationConfig` fields (``flip=True,
+            rotation_degrees=22.0, zoom=0.15, width_factor=0.15,
+            brightness=0.1, contrast=0.1, seed=None``); missing ones take those
+            defaults.
+
+    Returns:
+        A ``keras.Sequential`` that acts only in training: inside ``fit`` or
+        with ``training=True``. With ``training=False`` (and in ``predict``) it
+        returns its input unchanged. With every operation off this returns
+        ``None`` (Keras cannot call a Sequential without layers), so callers
+        skip the block.
+
+    Raises:
+        AugmentationError: both ``config`` and ``settings`` are given, a
+            setting is unknown, or a value is out of range.
     """
     if config is not None and settings:
         raise AugmentationError(

@@ -49,7 +49,19 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 def part_names(datasets: list[Dataset], names: list[str] | None) -> list[str]:
-    """The name of each part: given, else its schema's name, else its folder's name."""
+    """The name of each part: given, else its schema's name, else its folder's name.
+
+    Args:
+        datasets: the loaded parts.
+        names: the names given, one per part, or ``None``.
+
+    Returns:
+        One name per part (letters, digits, ``_``, ``-``, ``.``), distinct.
+
+    Raises:
+        DatasetError: the names given are not one per part, not valid, or not
+            distinct.
+    """
     if names is not None:
         if len(names) != len(datasets):
             raise DatasetError(f"{len(names)} name(s) {names} for {len(datasets)} datasets; give one name per dataset")
@@ -80,7 +92,19 @@ def _describe(label: Label) -> str:
 
 
 def union_schema(schemas: list[Schema], names: list[str]) -> Schema:
-    """Every label of every part, first appearance first; shared names must agree."""
+    """Every label of every part, first appearance first; shared names must agree.
+
+    Args:
+        schemas: the parts' schemas.
+        names: the parts' names, in the same order.
+
+    Returns:
+        A :class:`Schema` named ``a+b+...`` holding every label once.
+
+    Raises:
+        SchemaError: a label of one name is of another kind or has other
+            values in two parts, or has the name of a bookkeeping column.
+    """
     labels: dict[str, Label] = {}
     owner: dict[str, str] = {}
     for schema, part in zip(schemas, names):
@@ -155,11 +179,32 @@ def _part_record(ds: Dataset, name: str) -> dict[str, Any]:
 
 def combine_datasets(paths: list, out: str | Path, names: list[str] | None = None,
                      overwrite: bool = False, seed: int = 0) -> Path:
-    """Merge prepared dataset folders ``paths`` into the dataset folder ``out``; returns ``out``.
+    """Merge prepared dataset folders ``paths`` into the dataset folder ``out``.
 
-    See the module docstring for the rules. ``names`` prefix the face ids of
-    each part (default: each part's schema name, or folder name if two share one);
-    ``seed`` the interleaving of the rows.
+    See the module docstring for the rules: every face keeps its part's split,
+    its labels are mapped onto the union schema (missing where its part lacks
+    the label), and the rows of the parts are interleaved.
+
+    Args:
+        paths: two or more prepared dataset folders.
+        out: the combined dataset folder to write (atomically).
+        names: one name per part, prefixing its face ids (``name:id``);
+            ``None`` (the default) uses each part's schema name, or its folder
+            name where two parts share a schema name.
+        overwrite: replace ``out`` if it exists; otherwise an existing ``out``
+            is refused.
+        seed: the random seed of the rows' interleaving.
+
+    Returns:
+        ``out`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        DatasetError: fewer than two paths, a part is not a whole prepared
+            dataset, the names are not one valid, distinct name per part, or
+            the parts' face shapes differ.
+        SchemaError: labels of one name mean different things in two parts,
+            or a label has the name of a bookkeeping column.
+        OutputExistsError: ``out`` exists and ``overwrite`` is false.
     """
     if len(paths) < 2:
         raise DatasetError(f"merging needs two or more prepared datasets, got {len(paths)}")

@@ -49,8 +49,13 @@ BOX_COLOR_BGR = (0, 200, 0)
 class Box:
     """A face's bounding box in pixels of the image it was found in.
 
-    ``score`` is the detector's confidence in ``[0, 1]`` where it gives one
-    (MTCNN); ``None`` for detectors that give none (Haar).
+    Args:
+        x: the left edge, in pixels from the image's left.
+        y: the top edge, in pixels from the image's top.
+        w: the width in pixels.
+        h: the height in pixels.
+        score: the detector's confidence in ``[0, 1]`` where it gives one
+            (MTCNN); ``None`` (the default) for detectors that give none (Haar).
     """
 
     x: int
@@ -84,9 +89,18 @@ class FaceDetector(Protocol):
 def read_image_bgr(path: str | Path) -> np.ndarray:
     """Read an image file as uint8 BGR ``(H, W, 3)``.
 
-    Raises :class:`ImageError` naming the path if the file is missing or cannot
-    be decoded; :func:`faces_keras.data.images.read_image` does the reading so
-    there is one place that decides what "unreadable" means.
+    :func:`faces_keras.data.images.read_image` does the reading so there is
+    one place that decides what "unreadable" means.
+
+    Args:
+        path: the image file (PNG, JPEG, BMP or what OpenCV decodes).
+
+    Returns:
+        A contiguous uint8 array ``(H, W, 3)`` in OpenCV's BGR order.
+
+    Raises:
+        ImageError: the file is missing or cannot be decoded; the message
+            names the path.
     """
     from faces_keras.data.images import read_image
 
@@ -149,7 +163,18 @@ def _haar_cascade_path() -> Path:
 
 def validate_haar_params(scale_factor: float, min_neighbors: int, min_size: float,
                          max_side: int | None) -> None:
-    """Raise ValueError naming the first out-of-range Haar parameter."""
+    """Raise ValueError naming the first out-of-range Haar parameter.
+
+    Args:
+        scale_factor: the image pyramid's step; must be > 1.
+        min_neighbors: overlapping detections a face needs; an integer >= 0.
+        min_size: the smallest face, a fraction of the shorter side in (0, 1).
+        max_side: the longest side detection runs at, an integer >= 24, or
+            ``None``.
+
+    Raises:
+        ValueError: a parameter is out of range.
+    """
     if not scale_factor > 1.0:
         raise ValueError(f"scale_factor must be > 1 (the image pyramid's step), got {scale_factor!r}")
     if isinstance(min_neighbors, bool) or not isinstance(min_neighbors, (int, np.integer)) or min_neighbors < 0:
@@ -164,11 +189,25 @@ def validate_haar_params(scale_factor: float, min_neighbors: int, min_size: floa
 class HaarDetector:
     """OpenCV's frontal-face Haar cascade on an equalised gray copy of the photo.
 
-    ``min_size`` is the smallest face looked for, as a fraction of the photo's
-    shorter side, so the same setting suits a phone photo and a thumbnail.
     Photos whose longer side exceeds ``max_side`` are shrunk before detection
     (speed grows with the pixel count) and the boxes are mapped back to the
-    original pixels; ``None`` never shrinks.
+    original pixels.
+
+    Args:
+        scale_factor: the step between the cascade's image scales, > 1
+            (1.15 by default; smaller finds more faces, slower).
+        min_neighbors: how many overlapping detections a face needs, >= 0
+            (8 by default; higher drops more false faces).
+        min_size: the smallest face looked for, as a fraction of the photo's
+            shorter side in (0, 1), so the same setting suits a phone photo
+            and a thumbnail (0.1 by default).
+        max_side: the longest side, in pixels (>= 24), a photo is shrunk to
+            before detection (640 by default); ``None`` never shrinks.
+
+    Raises:
+        ValueError: a parameter is out of range.
+        FacesKerasError: this OpenCV does not ship the Haar cascade or cannot
+            load it.
     """
 
     name = "haar"
@@ -223,7 +262,14 @@ class MtcnnDetector:
     """The ``mtcnn`` package's detector (weights ship in its wheel; runs on TensorFlow).
 
     Imported only when built, so the suite does not need it otherwise.
-    Detections below ``min_confidence`` are dropped.
+
+    Args:
+        min_confidence: detections below this confidence, in ``[0, 1]``, are
+            dropped (0.9 by default).
+
+    Raises:
+        ValueError: ``min_confidence`` is outside ``[0, 1]``.
+        FacesKerasError: the ``mtcnn`` package is not installed.
     """
 
     name = "mtcnn"
@@ -266,7 +312,25 @@ DETECTORS: dict[str, Callable[..., FaceDetector]] = {
 
 
 def make_detector(name: str = "haar", **params) -> FaceDetector:
-    """Build the detector called ``name`` (``haar``, ``mtcnn``) with its parameters."""
+    """Build the detector called ``name`` (``haar``, ``mtcnn``) with its parameters.
+
+    Args:
+        name: the detector, case-insensitive: ``haar`` (the default, OpenCV's
+            Haar cascade) or ``mtcnn`` (needs ``faces-keras[mtcnn]``).
+        **params: the detector's keyword arguments: see
+            :class:`HaarDetector` (``scale_factor``, ``min_neighbors``,
+            ``min_size``, ``max_side``) and :class:`MtcnnDetector`
+            (``min_confidence``).
+
+    Returns:
+        A :class:`FaceDetector`: ``detector.detect(image_bgr)`` gives boxes.
+
+    Raises:
+        ConfigError: ``name`` is not a known detector.
+        FacesKerasError: the detector's software is missing (the Haar cascade,
+            the ``mtcnn`` package).
+        ValueError: a parameter is out of range.
+    """
     key = str(name).strip().lower()
     if key not in DETECTORS:
         raise ConfigError(f"unknown face detector {name!r}; known detectors: {', '.join(DETECTORS)}")
@@ -276,7 +340,15 @@ def make_detector(name: str = "haar", **params) -> FaceDetector:
 # -- choosing and cropping ------------------------------------------------------------
 
 def pick_main_face(boxes: Sequence[Box], image_shape: Sequence[int]) -> Box | None:
-    """The face a one-face photo is about: the largest box; ties go to the one nearest the centre."""
+    """The face a one-face photo is about: the largest box; ties go to the one nearest the centre.
+
+    Args:
+        boxes: the faces found.
+        image_shape: the image's shape, ``(H, W, ...)``.
+
+    Returns:
+        The main box, or ``None`` when ``boxes`` is empty.
+    """
     if not boxes:
         return None
     centre_y, centre_x = image_shape[0] / 2, image_shape[1] / 2
@@ -289,7 +361,16 @@ def pick_main_face(boxes: Sequence[Box], image_shape: Sequence[int]) -> Box | No
 
 
 def square_around(box: Box, margin: float) -> tuple[int, int, int]:
-    """``(left, top, side)`` of the square around ``box`` grown by ``margin`` of its size per side."""
+    """``(left, top, side)`` of the square around ``box`` grown by ``margin`` of its size per side.
+
+    Args:
+        box: the face's box.
+        margin: the growth per side, as a fraction of the box's longer side.
+
+    Returns:
+        The square's left and top edge and its side, in pixels; the square may
+        leave the image.
+    """
     side = max(1, int(round(max(box.w, box.h) * (1.0 + 2.0 * margin))))
     cx, cy = box.center
     return int(round(cx - side / 2)), int(round(cy - side / 2)), side
@@ -302,8 +383,25 @@ def crop_face(image: np.ndarray, box: Box, margin: float = 0.2, size: int = 64,
     The box grows by ``margin`` times its size on every side and becomes a
     square around its centre, so the face keeps its proportions. Where the
     square leaves the image the border pixels are repeated, so faces at the
-    edge of a photo still give a full crop. ``C`` is 1 for ``gray=True``;
-    otherwise 3 in **RGB** order, the order the suite stores colour faces in.
+    edge of a photo still give a full crop.
+
+    Args:
+        image: a uint8 BGR ``(H, W, 3)``, BGRA, or gray ``(H, W)`` /
+            ``(H, W, 1)`` image.
+        box: the face, in the image's pixels; it must overlap the image.
+        margin: the growth per side as a fraction of the box, >= 0 (0.2 by
+            default).
+        size: the crop's side in pixels.
+        gray: one gray channel (the default); ``False`` gives 3 channels in
+            **RGB** order, the order the suite stores colour faces in.
+
+    Returns:
+        A contiguous uint8 array ``(size, size, 1)`` or ``(size, size, 3)``.
+
+    Raises:
+        ValueError: ``margin`` or ``size`` is out of range, or ``box`` does not
+            overlap the image.
+        ImageError: ``image`` is not a uint8 image of a supported shape.
     """
     if margin < 0:
         raise ValueError(f"margin must be >= 0 (a fraction of the box per side), got {margin!r}")
@@ -333,7 +431,22 @@ def detect_and_crop(image_bgr: np.ndarray, detector: FaceDetector, *, margin: fl
                     expect_one: bool = False) -> tuple[list[np.ndarray], list[Box]]:
     """Detect faces and crop each; with ``expect_one`` only the main face (see :func:`pick_main_face`).
 
-    Returns ``(crops, boxes)`` in the same order; both empty when no face is found.
+    Args:
+        image_bgr: a uint8 BGR ``(H, W, 3)`` (or gray, or BGRA) photo.
+        detector: a :class:`FaceDetector`, e.g. from :func:`make_detector`.
+        margin: the growth of each box per side before cropping, as a fraction
+            of its size (0.2 by default; see :func:`crop_face`).
+        size: the crops' side in pixels.
+        gray: gray crops ``(size, size, 1)`` (the default); ``False`` gives RGB
+            ``(size, size, 3)``.
+        expect_one: keep only the main face (a photo of one person).
+
+    Returns:
+        A pair ``(crops, boxes)`` in the same order, the boxes in the photo's
+        pixels; both empty when no face is found.
+
+    Raises:
+        ImageError: ``image_bgr`` is not a uint8 image of a supported shape.
     """
     boxes = detector.detect(image_bgr)
     if expect_one:
@@ -351,7 +464,23 @@ def draw_boxes(image_bgr: np.ndarray, boxes: Sequence[Box], labels: Sequence[str
 
     Labels sit on a filled band in the box's colour, in black or white
     whichever contrasts more, so they read on any photo. A gray input comes
-    back as BGR so the colours show. The input is never modified.
+    back as BGR so the colours show. The input is never modified. Line width
+    and text size grow with the photo.
+
+    Args:
+        image_bgr: a uint8 BGR (or gray, or BGRA) photo.
+        boxes: the faces to draw, in the photo's pixels.
+        labels: one text per box (an empty one draws no band); ``None`` (the
+            default) draws rectangles only.
+        colors: one BGR colour ``(b, g, r)`` per box, 0-255; ``None`` draws
+            every box in green.
+
+    Returns:
+        A new uint8 BGR array ``(H, W, 3)``.
+
+    Raises:
+        ValueError: ``labels`` or ``colors`` does not have one entry per box.
+        ImageError: ``image_bgr`` is not a uint8 image of a supported shape.
     """
     if labels is not None and len(labels) != len(boxes):
         raise ValueError(f"got {len(labels)} labels for {len(boxes)} boxes")

@@ -23,6 +23,14 @@ GRID_NAME = re.compile(r"^faces(?P<index>\d+)-(?P<cols>\d+)x(?P<rows>\d+)-(?P<wi
 
 @dataclass(frozen=True)
 class GridLayout:
+    """The layout of a grid photo: ``cols`` x ``rows`` square cells of ``cell`` pixels.
+
+    Args:
+        cols: cells per row.
+        rows: rows of cells.
+        cell: the side of one square cell (one face), in pixels.
+    """
+
     cols: int
     rows: int
     cell: int
@@ -35,6 +43,16 @@ class GridLayout:
 
 @dataclass(frozen=True)
 class GridFace:
+    """Where one face of a grid photo came from.
+
+    Args:
+        number: the face's number, 1-based, across all photos (the number
+            the labels file uses).
+        photo: the grid photo's path.
+        row: the cell's row in the photo, 0-based.
+        col: the cell's column in the photo, 0-based.
+    """
+
     number: int  # 1-based, across all photos
     photo: str
     row: int  # 0-based
@@ -42,7 +60,19 @@ class GridFace:
 
 
 def layout_from_name(path: Path) -> GridLayout:
-    """The layout a grid photo's file name declares."""
+    """The layout a grid photo's file name declares.
+
+    Args:
+        path: a grid photo named ``faces<i>-<cols>x<rows>-<width>x<height>.png``
+            (or .jpg/.jpeg/.bmp); only the name is read.
+
+    Returns:
+        The :class:`GridLayout` whose cell is ``width / cols`` pixels.
+
+    Raises:
+        ImageError: the name does not follow that pattern, or its size is not
+            ``cols`` x ``rows`` square cells.
+    """
     match = GRID_NAME.match(path.name)
     if not match:
         raise ImageError(f"{path}: the name does not follow faces<i>-<cols>x<rows>-<width>x<height>.png; "
@@ -58,7 +88,19 @@ def list_grid_photos(folder: Path) -> list[Path]:
     """Grid photos in a folder, in the order their faces are numbered.
 
     File-name order, with the photo index compared as a number so that
-    ``faces10`` follows ``faces9``.
+    ``faces10`` follows ``faces9``; files whose names do not follow the grid
+    pattern come after, by name.
+
+    Args:
+        folder: the folder of grid photos (png/jpg/jpeg/bmp files).
+
+    Returns:
+        The photos' paths, in numbering order.
+
+    Raises:
+        ImageError: the folder is missing, holds no photos, or its numbered
+            photos skip or repeat a number (every later face would get another
+            face's labels).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -106,7 +148,21 @@ def _check_numbering(folder: Path, photos: list[Path]) -> None:
 
 def cut_grid(path: Path, layout: GridLayout | None = None, *, gray: bool = False,
              first_number: int = 1) -> tuple[np.ndarray, list[GridFace]]:
-    """All cells of one grid photo as ``(n, cell, cell, C)`` uint8, with their numbers."""
+    """All cells of one grid photo as ``(n, cell, cell, C)`` uint8, with their numbers.
+
+    Args:
+        path: the grid photo.
+        layout: its layout; ``None`` (the default) reads it from the file name.
+        gray: read the photo as gray (``C = 1``) instead of RGB (``C = 3``).
+        first_number: the number of the photo's first face.
+
+    Returns:
+        A pair: the faces, row by row, and one :class:`GridFace` per face.
+
+    Raises:
+        ImageError: the photo cannot be read, its size does not match the
+            layout, or (``layout`` not given) its name declares none.
+    """
     path = Path(path)
     layout = layout or layout_from_name(path)
     image = read_image(path, gray=gray)
@@ -126,7 +182,23 @@ def cut_grid(path: Path, layout: GridLayout | None = None, *, gray: bool = False
 
 def cut_grids(folder: Path, layout: GridLayout | None = None, *, gray: bool = False
               ) -> tuple[np.ndarray, list[GridFace]]:
-    """Every face of every grid photo in ``folder``, numbered from 1."""
+    """Every face of every grid photo in ``folder``, numbered from 1.
+
+    Args:
+        folder: the folder of grid photos; photos are read in the order of
+            :func:`list_grid_photos`.
+        layout: the layout of every photo; ``None`` (the default) reads each
+            photo's layout from its file name.
+        gray: read the photos as gray (``C = 1``) instead of RGB (``C = 3``).
+
+    Returns:
+        A pair: the faces, uint8 ``(N, cell, cell, C)``, and one
+        :class:`GridFace` per face, numbered photo after photo.
+
+    Raises:
+        ImageError: the folder is missing or empty, the photos' numbering has
+            gaps, or a photo cannot be read or does not fit its layout.
+    """
     all_faces, all_origins = [], []
     for photo in list_grid_photos(folder):
         faces, origins = cut_grid(photo, layout, gray=gray, first_number=len(all_origins) + 1)

@@ -28,8 +28,21 @@ def read_image(path: str | Path, *, gray: bool = False) -> np.ndarray:
     """Read an image file as uint8 RGB ``(H, W, 3)`` or gray ``(H, W, 1)``.
 
     ``file.mat#i`` reads image ``i`` of a MATLAB array (Olivetti: 64x64 gray,
-    column-major). Raises :class:`ImageError` naming the file if it is missing
-    or cannot be decoded.
+    column-major).
+
+    Args:
+        path: an image file (PNG, JPEG, BMP or what OpenCV decodes), or
+            ``file.mat#i`` for image ``i`` of the ``faces`` array of a MATLAB
+            file.
+        gray: read as gray, shape ``(H, W, 1)``; ``False`` (the default)
+            reads RGB, shape ``(H, W, 3)``.
+
+    Returns:
+        The image, uint8.
+
+    Raises:
+        ImageError: the file is missing, damaged, or not a readable image; the
+            message names it.
     """
     path = str(path)
     if "#" in path and path.split("#", 1)[0].endswith(".mat"):
@@ -74,7 +87,16 @@ def _check_png(path: str) -> None:
 
 
 def center_crop(image: np.ndarray, fraction: float = 1.0) -> np.ndarray:
-    """The central square of ``image`` whose side is ``fraction`` of its shorter side."""
+    """The central square of ``image`` whose side is ``fraction`` of its shorter side.
+
+    Args:
+        image: an array ``(H, W, ...)``.
+        fraction: the crop's side as a fraction of ``min(H, W)``; 1.0 (the
+            default) keeps the largest central square.
+
+    Returns:
+        A view of ``image``, ``(side, side, ...)`` with ``side >= 1``.
+    """
     h, w = image.shape[:2]
     side = max(1, int(round(min(h, w) * fraction)))
     top, left = (h - side) // 2, (w - side) // 2
@@ -82,7 +104,18 @@ def center_crop(image: np.ndarray, fraction: float = 1.0) -> np.ndarray:
 
 
 def to_face(image: np.ndarray, size: int = 64, *, gray: bool = True) -> np.ndarray:
-    """Resize a square-ish face crop to ``(size, size, C)`` uint8, gray or RGB."""
+    """Resize a square-ish face crop to ``(size, size, C)`` uint8, gray or RGB.
+
+    Args:
+        image: a uint8 crop, ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)`` RGB.
+        size: the side of the result, in pixels (area interpolation when
+            shrinking, bilinear when growing).
+        gray: convert to one gray channel (the default); ``False`` gives three
+            RGB channels.
+
+    Returns:
+        A contiguous uint8 array ``(size, size, 1)`` or ``(size, size, 3)``.
+    """
     if image.ndim == 2:
         image = image[..., None]
     if gray and image.shape[-1] == 3:
@@ -99,5 +132,12 @@ def to_face(image: np.ndarray, size: int = 64, *, gray: bool = True) -> np.ndarr
 
 
 def to_model_input(faces: np.ndarray) -> np.ndarray:
-    """Stored faces as the float32 array models take (0-255; models rescale)."""
+    """Stored faces as the float32 array models take (0-255; models rescale).
+
+    Args:
+        faces: uint8 faces, ``(N, H, W, C)``.
+
+    Returns:
+        The same values as float32, still 0-255.
+    """
     return np.asarray(faces, dtype=np.float32)

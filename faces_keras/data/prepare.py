@@ -37,7 +37,16 @@ IMAGE_MODES = ("grid", "files", "detect", "embedded")
 
 @dataclass(frozen=True)
 class PrepareConfig:
-    """Every setting of a preparation, validated here and recorded in the manifest."""
+    """Every setting of a preparation, validated here and recorded in the manifest.
+
+    Each field is declared once with :func:`faces_keras.settings.setting`; its
+    ``help`` says what it means, its unit and its default (the ``prepare``
+    command's flags come from those declarations).
+
+    Raises:
+        ConfigError: a field is out of range, ``augment`` names an unknown
+            operation, or a grid layout is given only in part.
+    """
 
     size: int = setting(64, at_least=8, at_most=512, help="face size in pixels (square)")
     gray: bool = setting(True, flag="--color", help="grayscale faces; --color keeps RGB colour")
@@ -210,10 +219,37 @@ def _write_detections(folder: Path, detections: pd.DataFrame, config: PrepareCon
 def prepare_dataset(schema: Schema, labels_source: str | Path, out_dir: str | Path, *,
                     photos: str | Path | None = None, config: PrepareConfig = PrepareConfig(),
                     overwrite: bool = False, strict: bool = False) -> Path:
-    """Prepare a dataset folder; returns its path. See the module docstring for the steps.
+    """Prepare a dataset folder from a labels source. See the module docstring for the steps.
 
     The output folder is locked from the start (one writer per folder), so a
     second ``prepare`` of the same folder is refused before it does any work.
+
+    Args:
+        schema: the dataset's format and labels (:func:`load_schema`).
+        labels_source: the labels file or folder, in the schema's format
+            (see :func:`load_labels`), naming each face's image or grid number
+            and its labels.
+        out_dir: the dataset folder to write (``images.npy``, ``faces.csv``,
+            ``manifest.json``), atomically.
+        photos: grid mode: the folder of grid photos; ``None`` (the default)
+            uses the labels file's folder.
+        config: how faces are obtained, sized, split and augmented
+            (:class:`PrepareConfig`; its defaults: 64-pixel gray faces, the
+            schema's image mode, a 64/16/20 split, no offline augmentation).
+        overwrite: replace ``out_dir`` if it exists; otherwise an existing
+            folder is refused.
+        strict: for sources that skip known-malformed entries with a warning
+            (UTKFace file names), refuse the first one instead.
+
+    Returns:
+        ``out_dir`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        OutputExistsError: ``out_dir`` exists and ``overwrite`` is false.
+        LabelsError: the labels source cannot be read or holds bad values.
+        ImageError: an image the labels name is missing or unreadable, or a
+            grid photo does not fit its layout.
+        FolderLockedError: another process is writing ``out_dir``.
     """
     from faces_keras.locking import folder_lock
 

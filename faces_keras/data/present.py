@@ -60,7 +60,14 @@ def _as_dataset(dataset: Dataset | str | Path) -> Dataset:
 
 
 def split_names(faces: pd.DataFrame) -> list[str]:
-    """The splits present, train/val/test first, any other after in order of appearance."""
+    """The splits present, train/val/test first, any other after in order of appearance.
+
+    Args:
+        faces: a faces table with a ``split`` column.
+
+    Returns:
+        The split names.
+    """
     present = list(dict.fromkeys(faces["split"].astype(str)))
     return [s for s in SPLIT_ORDER if s in present] + [s for s in present if s not in SPLIT_ORDER]
 
@@ -80,6 +87,18 @@ def balance_table(dataset: Dataset | str | Path) -> pd.DataFrame:
     ``before`` counts the original faces (``augmentation == "identity"``),
     ``after`` every face, offline augmented ones included. A ``missing`` row
     appears for a label only where some face lacks it.
+
+    Args:
+        dataset: a loaded :class:`Dataset`, or the path of a prepared dataset
+            folder (loaded and checked).
+
+    Returns:
+        A DataFrame with columns ``label``, ``kind``, ``value``, ``split``,
+        ``before`` and ``after`` (face counts); regression labels count
+        ``known`` and ``missing`` faces instead of values.
+
+    Raises:
+        DatasetError: ``dataset`` is a path that is not a whole prepared dataset.
     """
     dataset = _as_dataset(dataset)
     faces = dataset.faces
@@ -100,7 +119,15 @@ def balance_table(dataset: Dataset | str | Path) -> pd.DataFrame:
 
 
 def balance_markdown(table: pd.DataFrame) -> str:
-    """The balance table with one column per split and stage (``train before``, ``train after``...)."""
+    """The balance table with one column per split and stage (``train before``, ``train after``...).
+
+    Args:
+        table: the frame :func:`balance_table` returns.
+
+    Returns:
+        A Markdown paragraph naming the table, then the table: one row per
+        (label, value), one column per split and stage.
+    """
     from faces_keras.tables import to_markdown
 
     wide = table.pivot_table(index=["label", "value"], columns="split", values=list(STAGES),
@@ -117,7 +144,21 @@ def balance_markdown(table: pd.DataFrame) -> str:
 
 
 def dataset_summary(dataset: Dataset | str | Path) -> str:
-    """A few lines: faces, sources, per-split counts, image size, faces left out."""
+    """A few lines: faces, sources, per-split counts, image size, faces left out.
+
+    Args:
+        dataset: a loaded :class:`Dataset`, or the path of a prepared dataset
+            folder.
+
+    Returns:
+        The summary as newline-separated text (no trailing newline): the
+        schema, image size and channels, labels, offline augmentations, faces
+        and sources per split, the range of each regression label, and the
+        faces left out at preparation (the first five named).
+
+    Raises:
+        DatasetError: ``dataset`` is a path that is not a whole prepared dataset.
+    """
     dataset = _as_dataset(dataset)
     faces = dataset.faces
     size, channels = dataset.images.shape[1], dataset.images.shape[3]
@@ -150,21 +191,48 @@ def dataset_summary(dataset: Dataset | str | Path) -> str:
 # -- figures --------------------------------------------------------------------------
 
 def new_figure(width: float, height: float) -> Figure:
-    """A figure drawn by Agg, independent of pyplot's current figure."""
+    """A figure drawn by Agg, independent of pyplot's current figure.
+
+    Args:
+        width: the figure's width in inches.
+        height: the figure's height in inches.
+
+    Returns:
+        A :class:`matplotlib.figure.Figure` with an Agg canvas attached, not
+        registered with pyplot.
+    """
     figure = Figure(figsize=(width, height))
     FigureCanvasAgg(figure)
     return figure
 
 
 def save_figure(figure: Figure, path: str | Path, dpi: int = 100) -> Path:
-    """Write ``figure`` as a PNG atomically."""
+    """Write ``figure`` as a PNG atomically.
+
+    Args:
+        figure: the matplotlib figure to save.
+        path: the PNG file to write; its folder must exist. Written to a
+            temporary file first, then renamed, so no half-written PNG is left.
+        dpi: dots per inch (100 by default: a 5-inch-wide figure is 500 pixels).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=dpi)
     return Path(path)
 
 
 def show_face(ax, image: np.ndarray, title: str | None = None, fontsize: float = 7) -> None:
-    """One uint8 face (H, W, 1|3) on ``ax``, gray faces in gray, no ticks."""
+    """Draw one uint8 face (H, W, 1|3) on ``ax``, gray faces in gray, no ticks.
+
+    Args:
+        ax: the matplotlib Axes to draw on.
+        image: a uint8 array of shape ``(H, W, 1)`` (drawn in gray, 0-255)
+            or ``(H, W, 3)`` (RGB).
+        title: the Axes title; ``None`` or ``""`` leaves it untitled.
+        fontsize: the title's font size in points.
+    """
     if image.shape[-1] == 1:
         ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255)
     else:
@@ -181,6 +249,18 @@ def plot_balance(dataset: Dataset | str | Path, table: pd.DataFrame | None = Non
     Binary and multiclass labels: bars of each value, splits side by side.
     Regression labels: a histogram per split. A dataset without augmented
     faces gets one column, since before and after are the same.
+
+    Args:
+        dataset: a loaded :class:`Dataset`, or the path of a prepared dataset
+            folder.
+        table: the dataset's :func:`balance_table`, when already computed;
+            ``None`` (the default) computes it.
+
+    Returns:
+        A :class:`matplotlib.figure.Figure` (not registered with pyplot).
+
+    Raises:
+        DatasetError: ``dataset`` is a path that is not a whole prepared dataset.
     """
     dataset = _as_dataset(dataset)
     table = balance_table(dataset) if table is None else table
@@ -248,6 +328,15 @@ def face_caption(row: Mapping[str, Any], schema: Schema) -> str:
     Binary labels without their own value names show their name when
     positive; those with names (sex: F/M) show the value name. Missing values
     show ``label ?``.
+
+    Args:
+        row: one face's encoded labels, keyed by label name (a row of
+            ``Dataset.faces``): class indices, negative for missing, or a
+            float (NaN for missing) for a regression label.
+        schema: the schema that names the labels and their values.
+
+    Returns:
+        The caption; ``"-"`` where no label has anything to show.
     """
     parts = []
     for label in schema.labels:
@@ -280,6 +369,23 @@ def plot_samples(dataset: Dataset | str | Path, per_value: int = 6, labels: Sequ
     Faces are drawn at random (``seed``) from the training originals; each is
     titled with all its labels (:func:`face_caption`). A value with fewer
     faces leaves its row short.
+
+    Args:
+        dataset: a loaded :class:`Dataset`, or the path of a prepared dataset
+            folder.
+        per_value: faces shown per label value (columns of the figure).
+        labels: the names of the labels to show; ``None`` (the default) shows
+            every binary and multiclass label. Regression labels are skipped.
+        seed: the random seed that picks the faces.
+
+    Returns:
+        A :class:`matplotlib.figure.Figure` (not registered with pyplot); each
+        row's label says the value and how many faces have it.
+
+    Raises:
+        DatasetError: none of the chosen labels is binary or multiclass, or
+            ``dataset`` is a path that is not a whole prepared dataset.
+        UnknownLabelError: a name in ``labels`` is not in the schema.
     """
     dataset = _as_dataset(dataset)
     chosen = [dataset.schema[name] for name in labels] if labels else list(dataset.schema.labels)
@@ -309,9 +415,16 @@ def plot_samples(dataset: Dataset | str | Path, per_value: int = 6, labels: Sequ
 def augmentation_examples(dataset: Dataset, faces: int = 4, seed: int = 0) -> tuple[list[str], np.ndarray]:
     """The dataset's offline combinations and ``faces`` sources that have them all.
 
-    Returns the combination names (``identity`` first) and an array
-    ``(faces, len(combinations), H, W, C)`` of each source's variants; no
-    combinations (``[]``) where the dataset holds no augmented face.
+    Args:
+        dataset: a loaded :class:`Dataset`.
+        faces: how many source faces to pick (fewer where fewer training
+            sources have every combination).
+        seed: the random seed that picks the sources.
+
+    Returns:
+        A pair: the combination names (``identity`` first) and an array
+        ``(faces, len(combinations), H, W, C)`` of each source's variants; no
+        combinations (``[]``) where the dataset holds no augmented face.
     """
     # Only the training split is augmented; val and test originals would never be complete.
     table = dataset.faces[dataset.faces["split"] == "train"]
@@ -332,8 +445,19 @@ def augmentation_examples(dataset: Dataset, faces: int = 4, seed: int = 0) -> tu
 
 def operation_examples(images: np.ndarray, operations: Mapping[str, Mapping[str, Any]] | None = None
                        ) -> tuple[list[str], np.ndarray]:
-    """Each offline operation applied to each face: names (``identity`` first) and
-    ``(faces, 1 + len(operations), H, W, C)`` images."""
+    """Each offline operation applied to each face.
+
+    Args:
+        images: uint8 faces, ``(N, H, W, C)``.
+        operations: operation name (a key of
+            :data:`faces_keras.data.augment.OPERATIONS`) to its keyword
+            parameters; ``None`` (the default) uses :data:`DEMO_OPERATIONS`,
+            whose parameters make each effect visible.
+
+    Returns:
+        A pair: the names (``identity`` first, then the operations in order)
+        and the images, ``(N, 1 + len(operations), H, W, C)``.
+    """
     from faces_keras.data.augment import OPERATIONS
 
     operations = DEMO_OPERATIONS if operations is None else operations
@@ -350,6 +474,19 @@ def plot_augmentations(dataset: Dataset | str | Path, faces: int = 4, seed: int 
     With offline augmentation in the dataset: its own combinations of
     training faces. Without: what each operation in :data:`DEMO_OPERATIONS`
     does to ``faces`` originals, so the choice of ``--augment`` is informed.
+
+    Args:
+        dataset: a loaded :class:`Dataset`, or the path of a prepared dataset
+            folder.
+        faces: source faces shown (rows).
+        seed: the random seed that picks them.
+
+    Returns:
+        A :class:`matplotlib.figure.Figure` (not registered with pyplot), its
+        title saying which of the two it shows.
+
+    Raises:
+        DatasetError: ``dataset`` is a path that is not a whole prepared dataset.
     """
     dataset = _as_dataset(dataset)
     names, grid = augmentation_examples(dataset, faces, seed)
@@ -379,12 +516,18 @@ def show_dataset(path: str | Path, out: str | Path | None = None, *, per_value: 
 
     Args:
         path: a prepared dataset folder.
-        out: where the files go (default ``<dataset>/show``).
+        out: where the files go (default ``<dataset>/show``); created if
+            missing, files in it overwritten.
         per_value: sample faces per label value.
         seed: which faces are sampled.
 
     Returns:
-        The paths written; ``summary.txt`` holds the text summary.
+        The paths written (``balance.csv``, ``balance.md``, ``balance.png``,
+        ``augmentations.png``, ``samples.png`` unless every label is a
+        regression, ``summary.txt``); ``summary.txt`` holds the text summary.
+
+    Raises:
+        DatasetError: ``path`` is not a whole prepared dataset.
     """
     dataset = Dataset.load(path)
     out = Path(out) if out else dataset.path / "show"

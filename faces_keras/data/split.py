@@ -25,7 +25,16 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class SplitConfig:
-    """Fractions of source faces per split; the original used two 0.2 splits (64/16/20)."""
+    """Fractions of source faces per split; the original used two 0.2 splits (64/16/20).
+
+    Each field is declared once with :func:`faces_keras.settings.setting`; its
+    ``help`` says what it means and its range. Training gets what ``val`` and
+    ``test`` leave.
+
+    Raises:
+        ConfigError: a fraction is out of range, or ``val + test`` leaves no
+            training faces.
+    """
 
     val: float = setting(0.16, at_least=0, below=1, help="validation fraction of source faces")
     test: float = setting(0.20, at_least=0, below=1, help="test fraction of source faces")
@@ -38,7 +47,16 @@ class SplitConfig:
 
 
 def stratification_matrix(frame: pd.DataFrame, schema: Schema) -> np.ndarray:
-    """One indicator column per binary label and per class of each multiclass label."""
+    """One indicator column per binary label and per class of each multiclass label.
+
+    Args:
+        frame: encoded labels, one row per face, one column per label.
+        schema: the labels to stratify on; regression labels are left out.
+
+    Returns:
+        An int array ``(rows, columns)`` of 0/1; a single zero column where no
+        label is binary or multiclass.
+    """
     columns = []
     for label in schema.labels:
         values = frame[label.name].to_numpy()
@@ -71,8 +89,21 @@ def assign_splits(frame: pd.DataFrame, schema: Schema, config: SplitConfig = Spl
                   source_column: str = "source_id") -> np.ndarray:
     """The split of every row, made on unique source ids.
 
-    A split the dataset fixes itself (a ``given_split`` column, e.g. FER-2013's
-    ``test`` folder) is kept; the rest is split into train and validation.
+    Sources are split multilabel-stratified on the binary and multiclass
+    labels, so every split sees each value in about the same share; all rows
+    of one source (its offline variants) share its split. A split the dataset
+    fixes itself (a ``given_split`` column, e.g. FER-2013's ``test`` folder)
+    is kept; the rest is split into train and validation.
+
+    Args:
+        frame: one row per face with encoded labels and ``source_column``.
+        schema: the labels to stratify on.
+        config: the fractions and seed (16% validation, 20% test by default).
+        source_column: the column naming each row's source face.
+
+    Returns:
+        An object array of ``"train"``, ``"val"`` or ``"test"``, one per row
+        of ``frame``.
     """
     sources = frame.drop_duplicates(source_column)
     indicators = stratification_matrix(sources, schema)

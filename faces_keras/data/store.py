@@ -33,11 +33,28 @@ IMAGES, FACES, MANIFEST = "images.npy", "faces.csv", "manifest.json"
 
 
 def checksum(array: np.ndarray) -> str:
+    """The first 16 hex digits of the SHA-256 of an array's bytes (the manifest's ``images_sha256``).
+
+    Args:
+        array: any array; hashed in C order.
+
+    Returns:
+        The hex digest, 16 characters.
+    """
     return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()[:16]
 
 
 def label_balance(frame: pd.DataFrame, schema: Schema) -> dict[str, dict[str, Any]]:
-    """Per split, per label: counts of each value (and missing)."""
+    """Per split, per label: counts of each value (and missing).
+
+    Args:
+        frame: one row per face with ``split`` and encoded label columns.
+        schema: the labels to count.
+
+    Returns:
+        Split to ``{"faces": n, <label>: {<value>: count, "missing": count}}``;
+        regression labels give ``{"mean": ..., "missing": ...}``.
+    """
     out: dict[str, dict[str, Any]] = {}
     for split, part in frame.groupby("split", sort=False):
         out[split] = {"faces": int(len(part))}
@@ -56,7 +73,28 @@ def label_balance(frame: pd.DataFrame, schema: Schema) -> dict[str, dict[str, An
 def write_dataset(out_dir: str | Path, images: np.ndarray, faces: pd.DataFrame, schema: Schema,
                   settings: dict[str, Any], extra: dict[str, Any] | None = None,
                   overwrite: bool = False, writers=()) -> Path:
-    """Write a prepared dataset folder; an interrupted write leaves no folder that looks whole."""
+    """Write a prepared dataset folder; an interrupted write leaves no folder that looks whole.
+
+    Args:
+        out_dir: the dataset folder to write.
+        images: uint8 faces ``(N, size, size, C)``.
+        faces: one row per face (``id``, ``source_id``, ``split``,
+            ``augmentation``, ``origin``, ``file``, the encoded labels); an
+            ``index`` column is added.
+        schema: the labels, recorded in the manifest.
+        settings: the preparation settings, recorded in the manifest.
+        extra: more manifest entries (``dropped``, ``parts``...).
+        overwrite: replace ``out_dir`` if it exists.
+        writers: functions ``write(tmp_folder)`` that add files (detections,
+            box examples) inside the folder before it is renamed into place.
+
+    Returns:
+        ``out_dir`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        DatasetError: ``images`` and ``faces`` differ in length.
+        OutputExistsError: ``out_dir`` exists and ``overwrite`` is false.
+    """
     if len(images) != len(faces):
         raise DatasetError(f"{len(images)} images but {len(faces)} face rows")
     faces = faces.reset_index(drop=True).copy()
@@ -114,7 +152,19 @@ def _read_manifest(path: Path) -> dict[str, Any]:
 
 @dataclass
 class Dataset:
-    """A prepared dataset folder, loaded and checked against its manifest."""
+    """A prepared dataset folder, loaded and checked against its manifest.
+
+    Made by :meth:`load`; the fields hold what it read.
+
+    Args:
+        path: the dataset folder.
+        images: every face, uint8 ``(N, size, size, C)`` (C 1 gray or 3 RGB).
+        faces: ``faces.csv``: one row per face, ``index`` into ``images``, its
+            ids, split, augmentation, origin and encoded labels (regression
+            labels float32, NaN missing).
+        manifest: ``manifest.json``: schema, settings, sizes, counts, checksum.
+        schema: the labels, as the manifest records them.
+    """
 
     path: Path
     images: np.ndarray
@@ -124,6 +174,23 @@ class Dataset:
 
     @classmethod
     def load(cls, path: str | Path, *, verify: bool = True) -> "Dataset":
+        """Load a prepared dataset folder and check it against its manifest.
+
+        Args:
+            path: the dataset folder (``images.npy``, ``faces.csv``,
+                ``manifest.json``).
+            verify: also check the images' checksum (reads every byte once);
+                ``True`` by default.
+
+        Returns:
+            The :class:`Dataset`.
+
+        Raises:
+            DatasetError: a file is missing, truncated or damaged, or does not
+                match the manifest (counts, image shape, checksum); the message
+                names the file and what was expected.
+            SchemaError: the manifest's schema is not valid.
+        """
         path = Path(path)
         for name in (IMAGES, FACES, MANIFEST):
             if not (path / name).is_file():
@@ -170,7 +237,19 @@ class Dataset:
         return self.images.shape[-1] == 1
 
     def split(self, name: str, *, augmented: bool = True) -> tuple[np.ndarray, pd.DataFrame]:
-        """Images and rows of one split; ``augmented=False`` keeps originals only."""
+        """Images and rows of one split; ``augmented=False`` keeps originals only.
+
+        Args:
+            name: ``train``, ``val`` or ``test``.
+            augmented: include offline augmented faces (the default).
+
+        Returns:
+            A pair: uint8 images ``(n, size, size, C)`` and their rows, re-indexed
+            from 0.
+
+        Raises:
+            DatasetError: the split holds no face.
+        """
         mask = (self.faces["split"] == name).to_numpy()
         if not augmented:
             mask = mask & (self.faces["augmentation"] == "identity").to_numpy()

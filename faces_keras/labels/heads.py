@@ -23,6 +23,26 @@ BINARY_HEAD = "labels"
 
 @dataclass(frozen=True)
 class Head:
+    """One output head of a model, planned from the schema's labels.
+
+    Args:
+        name: the head's (and the Keras output's) name: ``labels`` for the
+            shared binary head, else the label's name.
+        kind: ``binary`` (sigmoid), ``multiclass`` (softmax) or ``regression``
+            (linear).
+        labels: the labels the head predicts, one per unit for a binary head,
+            the one label otherwise.
+        units: the head's output units: one per binary label, one per class,
+            or 1 for a regression.
+        center: regression heads: the training targets' mean, in the label's
+            unit (e.g. years); 0.0 otherwise. The head predicts in
+            standardised units and rescales to the label's own, so its loss
+            is on the scale of a cross-entropy instead of swamping the other
+            heads' gradients.
+        scale: regression heads: the training targets' standard deviation, in
+            the label's unit; 1.0 otherwise.
+    """
+
     name: str
     kind: str  # binary | multiclass | regression
     labels: tuple[str, ...]
@@ -40,6 +60,19 @@ class Head:
 
 
 def plan_heads(schema: Schema) -> list[Head]:
+    """The output heads a schema's labels map to.
+
+    All binary labels share one sigmoid head named ``labels`` (one unit per
+    label, in schema order); each multiclass label gets a softmax head of its
+    own name, each regression label a linear head of its own name.
+
+    Args:
+        schema: the labels to predict (see :meth:`Schema.select` to keep some).
+
+    Returns:
+        The heads, the binary head first; regression heads have ``center`` 0
+        and ``scale`` 1 until :func:`standardise_heads` sets them.
+    """
     heads = []
     binary = [label.name for label in schema.labels if label.kind == "binary"]
     if binary:
@@ -53,7 +86,17 @@ def plan_heads(schema: Schema) -> list[Head]:
 
 
 def make_targets(frame: pd.DataFrame, heads: list[Head]) -> dict[str, np.ndarray]:
-    """Encoded labels of ``frame`` as one array per head (missing stays -1 / NaN)."""
+    """Encoded labels of ``frame`` as one array per head (missing stays -1 / NaN).
+
+    Args:
+        frame: encoded labels, one row per face, one column per label.
+        heads: the heads to build targets for (:func:`plan_heads`).
+
+    Returns:
+        Head name to targets: float32 ``(N, units)`` for the binary head,
+        int32 ``(N,)`` class indices for a multiclass head, float32 ``(N, 1)``
+        for a regression head.
+    """
     out = {}
     for head in heads:
         if head.kind == "binary":
@@ -66,7 +109,17 @@ def make_targets(frame: pd.DataFrame, heads: list[Head]) -> dict[str, np.ndarray
 
 
 def standardise_heads(heads: list[Head], train_targets: dict[str, np.ndarray]) -> list[Head]:
-    """``heads`` with each regression head's center/scale set from its labelled training targets."""
+    """``heads`` with each regression head's center/scale set from its labelled training targets.
+
+    Args:
+        heads: the planned heads.
+        train_targets: the training split's targets (:func:`make_targets`);
+            NaN (missing) values are ignored.
+
+    Returns:
+        New heads: regression heads get the targets' mean and standard
+        deviation (1.0 where it is 0); other heads are unchanged.
+    """
     from dataclasses import replace
 
     out = []
@@ -82,5 +135,13 @@ def standardise_heads(heads: list[Head], train_targets: dict[str, np.ndarray]) -
 
 
 def fit_targets(targets: dict[str, np.ndarray], heads: list[Head]):
-    """What ``model.fit`` takes: the array itself for one head, else the dict."""
+    """What ``model.fit`` takes: the array itself for one head, else the dict.
+
+    Args:
+        targets: head name to targets (:func:`make_targets`).
+        heads: the model's heads, in order.
+
+    Returns:
+        The one head's array, or ``targets`` unchanged.
+    """
     return targets[heads[0].name] if len(heads) == 1 else targets

@@ -42,8 +42,20 @@ MISSING = -1
 class Label:
     """One label of a schema.
 
-    ``source`` is the column (delimited), attribute (CelebA), file-name field
-    (UTKFace) or is unused (folder-per-class) that the label is read from.
+    Args:
+        name: the label's name (a column of prepared datasets, a model output).
+        kind: ``binary``, ``multiclass`` or ``regression``.
+        source: the column (delimited), attribute (CelebA) or file-name field
+            (UTKFace) the label is read from; unused for folder-per-class.
+            ``None`` (the default) reads the column of the label's name.
+        positive: binary: the raw value that means 1.
+        negative: binary: the raw value that means 0.
+        invert: binary: swap after reading (beard = not No_Beard).
+        classes: multiclass: class names, in index order.
+        codes: multiclass: the raw codes, in the same order as ``classes``.
+        bands: multiclass from a number: the band edges (``[a, b)`` per class).
+        names: binary: display names of 0 and 1 (e.g. ``("F", "M")``).
+        description: free text for people.
     """
 
     name: str
@@ -71,7 +83,13 @@ class Label:
         return 0
 
     def value_names(self) -> list[str]:
-        """Display names of the encoded values, in index order."""
+        """Display names of the encoded values, in index order.
+
+        Returns:
+            For binary labels the ``names``, else the raw negative/positive values
+            when both are words other than Y/N, else ``["no", "yes"]``; for
+            multiclass labels the classes; ``[]`` for regression.
+        """
         if self.kind == "binary":
             if self.names:
                 return list(self.names)
@@ -104,7 +122,18 @@ class Label:
 
 @dataclass(frozen=True)
 class Schema:
-    """A dataset format and its labels, in order."""
+    """A dataset format and its labels, in order.
+
+    Built by :func:`load_schema` (from YAML) or :func:`schema_from_dict`.
+
+    Args:
+        name: the schema's name (``grids``, ``celeba``...).
+        format: how the labels are read: one of :data:`FORMATS`.
+        labels: the labels, in order.
+        options: format options (delimiter, id column, image mode...).
+        description: free text for people.
+        path: where it was read from, for messages; ``None`` if built in code.
+    """
 
     name: str
     format: str
@@ -129,7 +158,17 @@ class Schema:
         raise UnknownLabelError(f"schema {self.name!r} has no label {name!r}; it has {self.label_names}")
 
     def select(self, names: list[str] | None) -> "Schema":
-        """The same schema restricted to ``names`` (in that order)."""
+        """The same schema restricted to ``names`` (in that order).
+
+        Args:
+            names: the labels to keep; ``None`` or empty keeps them all.
+
+        Returns:
+            A new :class:`Schema`, or this one when ``names`` is empty.
+
+        Raises:
+            SchemaError: a name is not a label of the schema.
+        """
         if not names:
             return self
         missing = [n for n in names if n not in self.label_names]
@@ -151,6 +190,11 @@ class Schema:
         return out
 
     def dump(self, path: str | os.PathLike) -> None:
+        """Write the schema as YAML, atomically.
+
+        Args:
+            path: the file to write.
+        """
         from faces_keras.io import atomic_write_text
 
         atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
@@ -205,6 +249,20 @@ def _label_from_dict(schema_where: str, name: str, spec: Any) -> Label:
 
 
 def schema_from_dict(data: dict[str, Any], where: str = "<schema>") -> Schema:
+    """Build a schema from its YAML mapping, checking every key.
+
+    Args:
+        data: the mapping: ``name``, ``format``, ``labels`` (name to spec),
+            optional ``options`` and ``description``.
+        where: what to name in messages (the file it came from).
+
+    Returns:
+        The :class:`Schema`; its name defaults to ``where``'s file stem.
+
+    Raises:
+        SchemaError: the mapping or a label spec is not a valid schema; the
+            message names ``where`` and the label.
+    """
     if not isinstance(data, dict):
         raise SchemaError(f"{where}: a schema is a mapping with name, format and labels")
     fmt = data.get("format")
@@ -227,7 +285,12 @@ def schema_from_dict(data: dict[str, Any], where: str = "<schema>") -> Schema:
 
 
 def schema_search_path() -> list[Path]:
-    """Folders searched for a schema given by name, first match wins."""
+    """Folders searched for a schema given by name, first match wins.
+
+    Returns:
+        ``$FACES_KERAS_DATASETS`` (when set), ``./datasets``, then the
+        ``datasets/`` folder of the source checkout.
+    """
     paths = []
     if os.environ.get("FACES_KERAS_DATASETS"):
         paths.append(Path(os.environ["FACES_KERAS_DATASETS"]))
@@ -237,7 +300,20 @@ def schema_search_path() -> list[Path]:
 
 
 def load_schema(name_or_path: str | os.PathLike) -> Schema:
-    """Load a schema from a YAML file, or by name from ``datasets/``."""
+    """Load a schema from a YAML file, or by name from ``datasets/``.
+
+    Args:
+        name_or_path: a path to a ``.yaml`` schema file, or a bare name
+            without a suffix (``grids``, ``celeba``) looked up as
+            ``<name>.yaml`` in :func:`schema_search_path`'s folders.
+
+    Returns:
+        The :class:`Schema`, with ``path`` set to the file read.
+
+    Raises:
+        SchemaError: no schema of that name (the known ones are listed), the
+            file is missing, not valid YAML, or not a valid schema.
+    """
     path = Path(name_or_path)
     if not path.suffix:
         for folder in schema_search_path():

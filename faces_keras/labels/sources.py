@@ -37,7 +37,15 @@ MAX_AGE = 120  # UTKFace's ages run 0 to 116; a larger one is a malformed name
 def read_text_lines(path: Path) -> list[str]:
     """The lines of a UTF-8 text file (a byte-order mark, as Excel writes, is accepted).
 
-    A file that is not UTF-8 raises :class:`LabelsError` naming the file and the line.
+    Args:
+        path: the text file.
+
+    Returns:
+        Its lines, without line endings.
+
+    Raises:
+        LabelsError: the file is not UTF-8 text, or holds a NUL byte; the
+            message names the file and the line.
     """
     data = path.read_bytes()
     try:
@@ -54,7 +62,31 @@ def read_text_lines(path: Path) -> list[str]:
 
 def load_labels(schema: Schema, source: str | Path, *, check_images: bool = True,
                 strict: bool = False) -> pd.DataFrame:
-    """Load ``source`` (a file or folder) with the loader its schema's format names."""
+    """Load ``source`` (a file or folder) with the loader its schema's format names.
+
+    Args:
+        schema: the labels to read and the format they come in
+            (``delimited``, ``celeba-attributes``, ``utkface-filenames``,
+            ``folder-per-class``, ``matlab-array``).
+        source: the labels file (delimited, CelebA's attribute list, a
+            ``.mat`` file) or folder (UTKFace, folder per class; a CelebA
+            folder holding ``list_attr_celeba.txt``).
+        check_images: CelebA: check that every image named exists (the
+            default); ``False`` leaves that to the caller.
+        strict: UTKFace: refuse the first malformed file name instead of
+            skipping malformed ones with a warning that names them.
+
+    Returns:
+        One row per face: ``id`` (str), ``image`` (the image file, or empty),
+        ``given_split`` where the source fixes splits, and one column per
+        schema label, encoded as :mod:`faces_keras.labels.schema` describes
+        (``-1`` / ``NaN`` for missing).
+
+    Raises:
+        LabelsError: the source is missing, malformed, or holds no labelled
+            face; the message names the file and line (or file name).
+        SchemaError: the schema's format has no loader, or does not fit it.
+    """
     source = Path(source)
     if not source.exists():
         raise LabelsError(f"{source}: labels source not found")
@@ -91,6 +123,23 @@ def _encode_binary_char(label: Label, raw: str, where: str) -> int:
 
 
 def load_delimited(schema: Schema, path: Path) -> pd.DataFrame:
+    """A delimited labels file: a header, then one face per line (``face_nr;sex;hair;...``).
+
+    The schema's options name the ``delimiter`` (``;`` by default) and the
+    ``id_column`` (``face_nr``).
+
+    Args:
+        schema: the labels, each read from its ``source`` column (or its name).
+        path: the labels file.
+
+    Returns:
+        The encoded table :func:`load_labels` describes.
+
+    Raises:
+        LabelsError: the file is empty, lacks a column, or a line has the
+            wrong number of fields, an empty or repeated id, or a bad value;
+            the message names the file and line.
+    """
     opts = schema.options
     delimiter = opts.get("delimiter", ";")
     id_column = opts.get("id_column", "face_nr")
@@ -161,7 +210,23 @@ def _frame(schema: Schema, rows: list[dict]) -> pd.DataFrame:
 # -- CelebA: list_attr_celeba.txt -------------------------------------------------
 
 def load_celeba_attributes(schema: Schema, path: Path, *, check_images: bool = True) -> pd.DataFrame:
-    """CelebA's attribute list: a count line, a names line, then ``file v1 ... v40``."""
+    """CelebA's attribute list: a count line, a names line, then ``file v1 ... v40``.
+
+    Args:
+        schema: binary labels, each read from its ``source`` attribute (or its
+            name); images are looked for in the schema's ``image_dir`` option
+            (``img_celeba`` by default) beside the file.
+        path: ``list_attr_celeba.txt``, or the folder holding it.
+        check_images: check that every image named exists.
+
+    Returns:
+        The encoded table :func:`load_labels` describes.
+
+    Raises:
+        LabelsError: the file is missing or malformed, names an attribute it
+            lacks, repeats an image, or (``check_images``) names missing images.
+        SchemaError: a schema label is not binary.
+    """
     if path.is_dir():
         path = path / "list_attr_celeba.txt"
     if not path.is_file():
@@ -224,7 +289,18 @@ UTKFACE_NAME = re.compile(r"^(?P<age>\d{1,3})_(?P<gender>[01])_(?P<race>[0-4])_(
 
 
 def parse_utkface_name(name: str) -> dict[str, str]:
-    """The fields of one UTKFace file name; :class:`LabelsError` naming it if malformed."""
+    """The fields of one UTKFace file name.
+
+    Args:
+        name: a file name ``<age>_<gender 0|1>_<race 0-4>_<date>.jpg[.chip.jpg]``.
+
+    Returns:
+        The raw fields ``age``, ``gender``, ``race`` and ``date`` as strings.
+
+    Raises:
+        LabelsError: the name is malformed or the age above 120; the message
+            names it.
+    """
     match = UTKFACE_NAME.match(name)
     if not match:
         raise LabelsError(
@@ -253,6 +329,22 @@ def _encode_field(label: Label, raw: str, where: str) -> int | float:
 
 
 def load_utkface(schema: Schema, folder: Path, *, strict: bool = False) -> pd.DataFrame:
+    """A folder of UTKFace images whose file names hold the labels.
+
+    Args:
+        schema: the labels, each read from its ``source`` field (``age``,
+            ``gender``, ``race``).
+        folder: the folder of images.
+        strict: refuse the first malformed name instead of skipping malformed
+            names with one warning that counts and names them.
+
+    Returns:
+        The encoded table :func:`load_labels` describes.
+
+    Raises:
+        LabelsError: the folder is missing or holds no UTKFace image, or
+            (``strict``) a name is malformed.
+    """
     if not folder.is_dir():
         raise LabelsError(f"{folder}: UTKFace folder not found")
     rows, malformed = [], []
@@ -287,6 +379,21 @@ def load_utkface(schema: Schema, folder: Path, *, strict: bool = False) -> pd.Da
 # -- folder per class: <root>/[<split>/]<class>/*.jpg ------------------------------
 
 def load_folder_per_class(schema: Schema, root: Path) -> pd.DataFrame:
+    """Images in ``<root>/[<split>/]<class>/*.jpg``: the folder names the class.
+
+    Args:
+        schema: one multiclass label whose classes are the folder names.
+        root: the folder of class folders, or of split folders (``train``,
+            ``test``...) each holding class folders; the split is recorded
+            as ``given_split``.
+
+    Returns:
+        The encoded table :func:`load_labels` describes.
+
+    Raises:
+        LabelsError: the folder is missing, has no class or split folders, a
+            folder is not a class, or no image is found.
+    """
     (label,) = schema.labels
     if not root.is_dir():
         raise LabelsError(f"{root}: folder not found")
@@ -330,6 +437,19 @@ def load_matlab_array(schema: Schema, path: Path) -> pd.DataFrame:
 
     ``image`` is ``<file>#<index>``, which :func:`faces_keras.data.images.read_image`
     understands.
+
+    Args:
+        schema: one multiclass label; the options name the array's ``key``
+            (``faces`` by default) and ``per_class``, the images per class
+            (consecutive columns).
+        path: the ``.mat`` file.
+
+    Returns:
+        The encoded table :func:`load_labels` describes.
+
+    Raises:
+        LabelsError: the file cannot be read or does not hold the array the
+            schema describes.
     """
     from scipy.io import loadmat
 

@@ -23,7 +23,15 @@ PRESET_SIZES = {
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture settings; every preset reads the ones it uses."""
+    """Architecture settings; every preset reads the ones it uses.
+
+    Each field is declared once with :func:`faces_keras.settings.setting`; its
+    ``help`` says what it means, which presets read it and its default. Sizes
+    left ``None`` take the preset's own (:data:`PRESET_SIZES`).
+
+    Raises:
+        ConfigError: a field is out of range or ``preset`` is unknown.
+    """
 
     preset: str = setting("default", choices=PRESETS,
                           help="default (a small ResNet), residual, sequential, original-per-label, original-all-label")
@@ -51,6 +59,11 @@ class ModelConfig:
         validate(self)
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON/YAML-friendly dict (run directories record it).
+
+        Returns:
+            Field name to value, ``original_filters`` as a list.
+        """
         out = asdict(self)
         if out["original_filters"] is not None:
             out["original_filters"] = list(out["original_filters"])
@@ -58,6 +71,17 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        """Build from a dict such as :meth:`to_dict` writes.
+
+        Args:
+            data: field name to value; missing fields take their defaults.
+
+        Returns:
+            The :class:`ModelConfig`.
+
+        Raises:
+            ConfigError: a value is out of range.
+        """
         data = dict(data)
         if data.get("original_filters") is not None:
             data["original_filters"] = tuple(data["original_filters"])

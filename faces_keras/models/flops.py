@@ -21,6 +21,15 @@ def _walk(layer):
 
 
 def flops_per_image(model: keras.Model) -> int:
+    """Floating-point operations for one image: 2 x the multiply-adds of the conv and dense layers.
+
+    Args:
+        model: a built Keras model; nested models are walked into.
+
+    Returns:
+        The count for a batch of one; batch norm, activations and pooling are
+        left out.
+    """
     total = 0
     for layer in _walk(model):
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D)):

@@ -39,7 +39,19 @@ def _scale_to_labelled(per_sample: "keras.KerasTensor", mask_count):
 
 @keras.saving.register_keras_serializable(package="faces_keras")
 class MaskedBinaryCrossentropy(keras.losses.Loss):
-    """Binary cross-entropy over labelled entries; ``pos_weight`` per label for imbalance."""
+    """Binary cross-entropy over labelled entries; ``pos_weight`` per label for imbalance.
+
+    Targets of ``-1`` are missing and add nothing; the loss averages over the
+    labelled entries of the batch.
+
+    Args:
+        pos_weight: one weight per label for its positive entries (e.g.
+            negatives / positives); ``None`` (the default) weighs all 1.
+        label_smoothing: in [0, 1); moves targets towards 0.5 by this much
+            (0: none).
+        name: the loss's Keras name.
+        **kwargs: passed to ``keras.losses.Loss``.
+    """
 
     def __init__(self, pos_weight=None, label_smoothing=0.0, name="masked_binary_crossentropy", **kwargs):
         super().__init__(name=name, **kwargs)
@@ -64,7 +76,15 @@ class MaskedBinaryCrossentropy(keras.losses.Loss):
 
 @keras.saving.register_keras_serializable(package="faces_keras")
 class MaskedSparseCategoricalCrossentropy(keras.losses.Loss):
-    """Categorical cross-entropy over labelled faces (class ``-1`` is missing)."""
+    """Categorical cross-entropy over labelled faces (class ``-1`` is missing).
+
+    Args:
+        class_weight: one weight per class; ``None`` (the default) weighs all 1.
+        label_smoothing: in [0, 1); spreads this much of each target over the
+            classes (0: none).
+        name: the loss's Keras name.
+        **kwargs: passed to ``keras.losses.Loss``.
+    """
 
     def __init__(self, class_weight=None, label_smoothing=0.0, name="masked_sparse_categorical_crossentropy",
                  **kwargs):
@@ -97,6 +117,14 @@ class MaskedHuber(keras.losses.Loss):
     With ``scale`` the targets' standard deviation and ``delta=1`` the loss is
     quadratic within one standard deviation and comparable in size to a
     cross-entropy, whatever the label's unit.
+
+    Args:
+        delta: where the loss turns from quadratic to linear, in units of
+            ``scale``.
+        scale: the unit errors are measured in, in the label's unit (e.g.
+            years); 1.0 by default.
+        name: the loss's Keras name.
+        **kwargs: passed to ``keras.losses.Loss``.
     """
 
     def __init__(self, delta=1.0, scale=1.0, name="masked_huber", **kwargs):
@@ -124,6 +152,8 @@ def _binary_mask(y_true):
 
 @keras.saving.register_keras_serializable(package="faces_keras")
 class MaskedPrecision(keras.metrics.Precision):
+    """Keras's ``Precision`` over labelled entries only (targets of ``-1`` are skipped)."""
+
     def update_state(self, y_true, y_pred, sample_weight=None):
         y, mask = _binary_mask(y_true)
         return super().update_state(y, y_pred, sample_weight=mask)
@@ -131,6 +161,8 @@ class MaskedPrecision(keras.metrics.Precision):
 
 @keras.saving.register_keras_serializable(package="faces_keras")
 class MaskedRecall(keras.metrics.Recall):
+    """Keras's ``Recall`` over labelled entries only (targets of ``-1`` are skipped)."""
+
     def update_state(self, y_true, y_pred, sample_weight=None):
         y, mask = _binary_mask(y_true)
         return super().update_state(y, y_pred, sample_weight=mask)
@@ -138,6 +170,8 @@ class MaskedRecall(keras.metrics.Recall):
 
 @keras.saving.register_keras_serializable(package="faces_keras")
 class MaskedAUC(keras.metrics.AUC):
+    """Keras's ``AUC`` over labelled entries only (targets of ``-1`` are skipped)."""
+
     def update_state(self, y_true, y_pred, sample_weight=None):
         y, mask = _binary_mask(y_true)
         return super().update_state(y, y_pred, sample_weight=mask)
@@ -145,6 +179,8 @@ class MaskedAUC(keras.metrics.AUC):
 
 @keras.saving.register_keras_serializable(package="faces_keras")
 class MaskedBinaryAccuracy(keras.metrics.Mean):
+    """The share of labelled binary entries whose prediction, thresholded at 0.5, is right."""
+
     def update_state(self, y_true, y_pred, sample_weight=None):
         y, mask = _binary_mask(y_true)
         hit = ops.cast(ops.equal(y, ops.cast(ops.greater_equal(ops.cast(y_pred, "float32"), 0.5), "float32")),
@@ -154,6 +190,8 @@ class MaskedBinaryAccuracy(keras.metrics.Mean):
 
 @keras.saving.register_keras_serializable(package="faces_keras")
 class MaskedSparseAccuracy(keras.metrics.Mean):
+    """The share of labelled faces (class >= 0) whose most probable class is right."""
+
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true = ops.reshape(ops.cast(y_true, "int32"), (-1,))
         mask = ops.cast(ops.greater_equal(y_true, 0), "float32")
@@ -163,6 +201,8 @@ class MaskedSparseAccuracy(keras.metrics.Mean):
 
 @keras.saving.register_keras_serializable(package="faces_keras")
 class MaskedMeanAbsoluteError(keras.metrics.Mean):
+    """The mean absolute error over labelled values (``NaN`` is missing), in the label's unit."""
+
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true = ops.cast(y_true, "float32")
         mask = ops.cast(ops.logical_not(ops.isnan(y_true)), "float32")
@@ -171,6 +211,18 @@ class MaskedMeanAbsoluteError(keras.metrics.Mean):
 
 
 def head_loss(head: Head, *, pos_weight=None, class_weight=None, label_smoothing: float = 0.0) -> keras.losses.Loss:
+    """The masked loss of one head.
+
+    Args:
+        head: the head.
+        pos_weight: binary heads: one positive-class weight per label.
+        class_weight: multiclass heads: one weight per class.
+        label_smoothing: binary and multiclass heads: the smoothing (0: none).
+
+    Returns:
+        :class:`MaskedBinaryCrossentropy`, :class:`MaskedSparseCategoricalCrossentropy`,
+        or (regression) :class:`MaskedHuber` on the head's ``scale``.
+    """
     if head.kind == "binary":
         return MaskedBinaryCrossentropy(pos_weight=pos_weight, label_smoothing=label_smoothing)
     if head.kind == "multiclass":
@@ -179,6 +231,15 @@ def head_loss(head: Head, *, pos_weight=None, class_weight=None, label_smoothing
 
 
 def head_metrics(head: Head) -> list[keras.metrics.Metric]:
+    """The masked metrics of one head.
+
+    Args:
+        head: the head.
+
+    Returns:
+        Binary: accuracy, precision, recall and AUC; multiclass: accuracy;
+        regression: ``mae`` in the label's unit.
+    """
     if head.kind == "binary":
         return [MaskedBinaryAccuracy(name="accuracy"), MaskedPrecision(name="precision"),
                 MaskedRecall(name="recall"), MaskedAUC(name="auc")]
@@ -192,6 +253,13 @@ def class_balance_weights(targets: dict[str, np.ndarray], heads: list[Head]) -> 
 
     Binary: ``pos_weight = negatives / positives`` per label (capped at 50).
     Multiclass: ``n / (k * count_k)``, scikit-learn's "balanced" rule.
+
+    Args:
+        targets: head name to training targets (:func:`make_targets`).
+        heads: the heads; regression heads get no weights.
+
+    Returns:
+        Head name to its weights, one per label (binary) or class (multiclass).
     """
     weights: dict[str, list[float]] = {}
     for head in heads:

@@ -136,7 +136,23 @@ def _apply(stack: list[layers.Layer], x):
 
 def build_model(heads: list[Head], input_shape: tuple[int, int, int], config: ModelConfig = ModelConfig(),
                 name: str | None = None) -> keras.Model:
-    """An uncompiled model for ``heads`` (see :func:`compile_model`)."""
+    """An uncompiled model for ``heads`` (see :func:`compile_model`).
+
+    Args:
+        heads: the output heads, planned from the schema (:func:`plan_heads`).
+        input_shape: one face's shape ``(size, size, channels)``, channels 1
+            (gray) or 3 (RGB); the model takes float images in [0, 255] and
+            rescales them itself.
+        config: the preset and its sizes, dropout and online augmentation
+            (the ``default`` preset, a small ResNet, by default).
+        name: the Keras model's name; ``None`` (the default) uses the preset's
+            name with ``_`` for ``-``.
+
+    Returns:
+        A ``keras.Model``: one output for one head, else a dict of outputs
+        keyed by head name; a ``keras.Sequential`` for the sequential and
+        original presets with one head.
+    """
     name = name or config.preset.replace("-", "_")
     front = [keras.Input(shape=input_shape, name="image"), *_augmentation_layers(config),
              layers.Rescaling(1.0 / 255, name="rescale")]
@@ -176,6 +192,9 @@ def compile_model(model: keras.Model, heads: list[Head], learning_rate: float | 
 
     Returns:
         The compiled model.
+
+    Raises:
+        ConfigError: ``head_weights`` names a head the model does not have.
     """
     from faces_keras.models.heads import head_loss, head_metrics
 

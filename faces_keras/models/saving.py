@@ -13,7 +13,19 @@ from faces_keras.rundir import MODEL, RunDir
 
 
 def load_run_model(run: RunDir | str | Path, compile: bool = True):
-    """A run directory's model.keras (see :func:`load_keras_model`)."""
+    """A run directory's model.keras (see :func:`load_keras_model`).
+
+    Args:
+        run: the run directory, as a :class:`RunDir` or a path.
+        compile: also restore the loss, metrics and optimizer state.
+
+    Returns:
+        The Keras model.
+
+    Raises:
+        RunError: the run has no model.keras, or the file is damaged or
+            refused; the message names it.
+    """
     run = RunDir(run) if not isinstance(run, RunDir) else run
     run.require(MODEL)
     return load_keras_model(run / MODEL, compile=compile)

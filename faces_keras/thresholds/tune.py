@@ -77,9 +77,14 @@ MULTICLASS_NOTE = "multiclass: arg-max, no threshold"
 class ThresholdConfig:
     """How thresholds are searched.
 
-    ``start``, ``stop`` and ``step`` define the grid (``stop`` included); they
-    are ignored by the ``exact`` method, which searches every distinct
-    probability.
+    Each field is declared once with :func:`faces_keras.settings.setting`; its
+    ``help`` says what it means and its range. ``start``, ``stop`` and
+    ``step`` define the grid (``stop`` included); they are ignored by the
+    ``exact`` method, which searches every distinct probability.
+
+    Raises:
+        ConfigError: a field is out of range, ``stop`` is below ``start``, or
+            the grid would have more than 10,000 thresholds.
     """
 
     start: float = setting(0.05, help="grid method: the first threshold tried", above=0, below=1)
@@ -107,7 +112,11 @@ class ThresholdConfig:
             )
 
     def grid(self) -> np.ndarray:
-        """The thresholds start, start + step, ..., stop (stop always included)."""
+        """The thresholds start, start + step, ..., stop (stop always included).
+
+        Returns:
+            A float array, ascending, rounded to 10 decimals.
+        """
         count = int(math.floor((self.stop - self.start) / self.step + 1e-9)) + 1
         # Rounding turns 0.15000000000000002 into 0.15, so thresholds print and
         # compare as written.
@@ -117,7 +126,14 @@ class ThresholdConfig:
         return np.minimum(values, round(self.stop, 10))
 
     def objective_for(self, label: str) -> str:
-        """The objective that ``label``'s threshold maximises."""
+        """The objective that ``label``'s threshold maximises.
+
+        Args:
+            label: a binary label's name.
+
+        Returns:
+            Its entry in ``label_objectives``, else ``objective``.
+        """
         return dict(self.label_objectives).get(label, self.objective)
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,7 +146,16 @@ class ThresholdConfig:
 
 @dataclass(frozen=True)
 class ThresholdCurve:
-    """Precision, recall and F1 of one label against the threshold (ascending)."""
+    """Precision, recall and F1 of one label against the threshold (ascending).
+
+    Args:
+        threshold: the thresholds, ascending, shape ``(T,)``.
+        precision: precision at each threshold, ``(T,)``.
+        recall: recall at each threshold, ``(T,)``.
+        f1: F1 of the positive class at each threshold, ``(T,)``.
+        score: the objective at each threshold when it is not F1; ``None``
+            (the default) where the objective is F1.
+    """
 
     threshold: np.ndarray
     precision: np.ndarray
@@ -165,9 +190,19 @@ class ThresholdCurve:
 class ThresholdResult:
     """The chosen threshold of every binary label, and how it was chosen.
 
-    ``best_f1`` is the F1 on the tuning (validation) data at the chosen
-    threshold, for the labels that could be tuned; ``notes`` explains the
-    labels that kept 0.5; ``curves`` holds each tuned label's sweep for plots.
+    Built by :func:`tune_thresholds`, or read back with :meth:`load`.
+
+    Args:
+        thresholds: label name to its threshold in [0, 1], in label order.
+        method: ``grid`` or ``exact``.
+        mode: ``per-label`` or ``shared``.
+        notes: label name to why it kept 0.5 (or why its F1 is 0).
+        curves: each tuned label's sweep (:class:`ThresholdCurve`), for plots.
+        best_f1: the F1 on the tuning (validation) data at the chosen
+            threshold, for the labels that could be tuned.
+        config: the search settings used.
+        best_score: the objective's value at the chosen threshold, per tuned
+            label.
     """
 
     thresholds: dict[str, float]
@@ -189,7 +224,17 @@ class ThresholdResult:
         return list(self.thresholds)
 
     def as_array(self, label_names: Sequence[str]) -> np.ndarray:
-        """The thresholds in the order of ``label_names`` (shape (L,))."""
+        """The thresholds in the order of ``label_names`` (shape (L,)).
+
+        Args:
+            label_names: the labels, in the order wanted.
+
+        Returns:
+            A float array of the thresholds.
+
+        Raises:
+            ValueError: a label has no threshold.
+        """
         missing = [name for name in label_names if name not in self.thresholds]
         if missing:
             raise ValueError(f"no threshold for label(s) {missing}; have {self.label_names}")
@@ -210,7 +255,18 @@ class ThresholdResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ThresholdResult":
-        """Inverse of :meth:`to_dict`; raises RunError naming what is wrong."""
+        """Inverse of :meth:`to_dict`.
+
+        Args:
+            data: the mapping ``thresholds.json`` holds.
+
+        Returns:
+            The :class:`ThresholdResult`.
+
+        Raises:
+            RunError: the mapping lacks a key, is malformed, or holds a threshold
+                outside [0, 1]; the message names what is wrong.
+        """
         if not isinstance(data, Mapping):
             raise RunError(f"thresholds data must be a mapping, got {type(data).__name__}")
         missing = [key for key in ("method", "mode", "thresholds") if key not in data]
@@ -234,11 +290,27 @@ class ThresholdResult:
                    curves=curves, best_f1=best_f1, config=config, best_score=best_score)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write ``thresholds.json`` (atomically)."""
+        """Write ``thresholds.json`` (atomically).
+
+        Args:
+            path: the JSON file to write.
+        """
         write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ThresholdResult":
+        """Read a ``thresholds.json`` written by :meth:`save`.
+
+        Args:
+            path: the JSON file.
+
+        Returns:
+            The :class:`ThresholdResult`.
+
+        Raises:
+            RunError: the file is missing, not valid JSON, or not thresholds data;
+                the message names the file.
+        """
         path = Path(path)
         if not path.is_file():
             raise RunError(f"{path}: no thresholds file (run threshold tuning first)")
@@ -255,7 +327,14 @@ class ThresholdResult:
 # -- tuning ---------------------------------------------------------------------
 
 def describe_multiclass(label_name: str) -> str:
-    """The report note for a multiclass label: it takes the arg-max, untuned."""
+    """The report note for a multiclass label: it takes the arg-max, untuned.
+
+    Args:
+        label_name: the multiclass label's name.
+
+    Returns:
+        ``"<label>: multiclass: arg-max, no threshold"``.
+    """
     return f"{label_name}: {MULTICLASS_NOTE}"
 
 
@@ -265,15 +344,30 @@ def tune_thresholds(
     label_names: Sequence[str],
     config: ThresholdConfig = ThresholdConfig(),
 ) -> ThresholdResult:
-    """Choose the F1-maximising threshold of each binary label on validation data.
+    """Choose the threshold of each binary label that maximises its objective on validation data.
 
-    ``y_true`` is (N, L) with 1 positive, 0 negative and -1 missing (ignored);
-    ``y_prob`` is (N, L) with the predicted probability of the positive class
-    (ignored where ``y_true`` is -1, so it may be anything there). A label
-    with no positives or no negatives left keeps 0.5 (per-label mode) or is
-    left out of the mean F1 (shared mode), with a note saying why.
-    Only binary columns are accepted: multiclass heads use the arg-max, and a
-    column with any other value raises LabelsError.
+    The objective is F1 of the positive class unless ``config`` chooses
+    another (per label or for all). A label with no positives or no negatives
+    left keeps 0.5 (per-label mode) or is left out of the mean F1 (shared
+    mode), with a note saying why. Only binary columns are accepted:
+    multiclass heads use the arg-max.
+
+    Args:
+        y_true: ``(N, L)`` truth: 1 positive, 0 negative, -1 missing (ignored).
+        y_prob: ``(N, L)`` predicted probability of the positive class, in
+            [0, 1] (ignored where ``y_true`` is -1, so it may be anything there).
+        label_names: the ``L`` labels' names, distinct, in column order.
+        config: the method, mode, grid and objectives (the default: a grid of
+            0.05 to 0.95 by 0.05, per label, F1).
+
+    Returns:
+        A :class:`ThresholdResult` with a threshold for every label, in
+        ``label_names`` order.
+
+    Raises:
+        LabelsError: a column holds a value other than -1, 0 and 1.
+        ValueError: the shapes do not match ``label_names``, names repeat, or a
+            labelled probability is not finite or outside [0, 1].
     """
     y_true, y_prob = check_binary_inputs(y_true, y_prob, label_names)
     columns, untunable = {}, {}
@@ -307,7 +401,21 @@ def tune_thresholds(
 def apply_thresholds(
     y_prob: np.ndarray, thresholds: Mapping[str, float], label_names: Sequence[str]
 ) -> np.ndarray:
-    """0/1 predictions: ``y_prob[:, j] >= thresholds[label_names[j]]`` (shape (N, L))."""
+    """0/1 predictions: ``y_prob[:, j] >= thresholds[label_names[j]]`` (shape (N, L)).
+
+    Args:
+        y_prob: ``(N, L)`` predicted probabilities of the positive class.
+        thresholds: label name to threshold, e.g. ``ThresholdResult.thresholds``
+            or a run's thresholds.json.
+        label_names: the ``L`` labels, in column order.
+
+    Returns:
+        An int array ``(N, L)`` of 0 and 1.
+
+    Raises:
+        ValueError: ``y_prob`` is not ``(N, len(label_names))``, or a label has
+            no threshold.
+    """
     y_prob = np.asarray(y_prob, dtype=float)
     if y_prob.ndim != 2 or y_prob.shape[1] != len(label_names):
         raise ValueError(
@@ -324,7 +432,21 @@ def apply_thresholds(
 def check_binary_inputs(
     y_true: np.ndarray, y_prob: np.ndarray, label_names: Sequence[str]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Validate (N, L) truth in {-1, 0, 1} and probabilities in [0, 1]; shared with the metrics."""
+    """Validate (N, L) truth in {-1, 0, 1} and probabilities in [0, 1]; shared with the metrics.
+
+    Args:
+        y_true: ``(N, L)`` truth: 1, 0, or -1 for missing.
+        y_prob: ``(N, L)`` probabilities of the positive class.
+        label_names: the ``L`` labels' names.
+
+    Returns:
+        ``(y_true as int, y_prob as float)``.
+
+    Raises:
+        LabelsError: a column holds a value other than -1, 0 and 1.
+        ValueError: the shapes do not match, names repeat, or a labelled
+            probability is not finite or outside [0, 1].
+    """
     y_true = np.asarray(y_true)
     y_prob = np.asarray(y_prob, dtype=float)
     if y_true.ndim != 2 or y_true.shape != y_prob.shape or y_true.shape[1] != len(label_names):
@@ -486,6 +608,13 @@ def plot_threshold_curves(result: ThresholdResult, path: str | os.PathLike) -> P
     The chosen threshold is marked; labels that kept 0.5 show their note.
     Written atomically as PNG. Uses the Agg canvas directly, so the global
     matplotlib backend of the caller is left alone.
+
+    Args:
+        result: the tuning result, with its curves.
+        path: the PNG file to write; its folder must exist.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

@@ -27,7 +27,16 @@ from faces_keras.io import atomic_write_text, read_json, write_json
 
 
 def confusion_matrix_counts(y_true: np.ndarray, y_prob: np.ndarray, classes: int) -> np.ndarray:
-    """``classes`` x ``classes`` counts of (true, arg-max predicted); rows with class -1 are skipped."""
+    """``classes`` x ``classes`` counts of (true, arg-max predicted); rows with class -1 are skipped.
+
+    Args:
+        y_true: true class indices, ``(N,)`` or ``(N, 1)``; -1 is missing.
+        y_prob: class probabilities, ``(N, classes)``.
+        classes: the number of classes.
+
+    Returns:
+        An int array ``(classes, classes)``: rows true, columns predicted.
+    """
     y_true = np.asarray(y_true).reshape(-1).astype(int)
     keep = y_true >= 0
     predicted = np.argmax(np.asarray(y_prob), axis=-1).reshape(-1)[keep]
@@ -36,7 +45,21 @@ def confusion_matrix_counts(y_true: np.ndarray, y_prob: np.ndarray, classes: int
 
 
 class ConfusionMatrixLogger(keras.callbacks.Callback):
-    """After each epoch, the validation confusion matrix of one multiclass head, to JSON and CSV."""
+    """After each epoch, the validation confusion matrix of one multiclass head, to JSON and CSV.
+
+    Writes ``confusion_<head>.json`` (every epoch's matrix, accuracy and
+    per-class recall) and ``confusion_<head>.csv`` into ``out_dir``.
+
+    Args:
+        x_val: validation faces, float ``(N, size, size, C)``, 0-255.
+        y_val: their true class indices; -1 is missing.
+        head: the head's (output's) name.
+        class_names: the classes, in index order.
+        out_dir: the folder of the two files (the run directory).
+        batch_size: faces per ``predict`` batch.
+        append: continue an existing JSON file (a resumed run) instead of
+            starting it again.
+    """
 
     def __init__(self, x_val: np.ndarray, y_val: np.ndarray, head: str, class_names: list[str],
                  out_dir: str | Path, *, batch_size: int = 256, append: bool = False):
@@ -96,7 +119,20 @@ def confusion_callbacks(dataset: str | Path, labels: tuple[str, ...] | list[str]
     Reads the validation split of the prepared ``dataset`` itself, so a caller
     builds it from a ``TrainConfig`` alone:
     ``train(config, run_dir, callbacks=confusion_callbacks(config.dataset, config.labels, run_dir))``.
-    No multiclass label: an empty list.
+
+    Args:
+        dataset: the prepared dataset folder.
+        labels: the run's labels; empty for all of the schema's.
+        out_dir: where the loggers write (the run directory).
+        append: continue existing files (a resumed run).
+
+    Returns:
+        The loggers; an empty list where no label is multiclass.
+
+    Raises:
+        DatasetError: ``dataset`` is not a whole prepared dataset, or has no
+            validation faces.
+        SchemaError: a label is not in its schema.
     """
     from faces_keras.data.store import Dataset
     from faces_keras.labels.heads import make_targets, plan_heads

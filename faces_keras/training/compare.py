@@ -51,7 +51,18 @@ COLUMNS = ("label", "model", "family", "kind", "preset", "n", "prevalence", "tun
 
 
 def preset_for(family: str, kind: str) -> str:
-    """The model preset of one family and kind: ``("original", "all-label")`` -> ``original-all-label``."""
+    """The model preset of one family and kind: ``("original", "all-label")`` -> ``original-all-label``.
+
+    Args:
+        family: ``default``, ``residual``, ``sequential`` or ``original``.
+        kind: ``per-label`` or ``all-label``.
+
+    Returns:
+        The :class:`ModelConfig` preset name.
+
+    Raises:
+        FacesKerasError: the family or the kind is unknown.
+    """
     if family not in FAMILIES:
         raise FacesKerasError(f"unknown preset family {family!r}; expected one of {', '.join(FAMILIES)}")
     if kind not in KINDS:
@@ -60,7 +71,17 @@ def preset_for(family: str, kind: str) -> str:
 
 
 def parse_families(spec: str | Sequence[str]) -> list[str]:
-    """``"default,original"`` (or a list) -> ``["default", "original"]``, checked, without repeats."""
+    """``"default,original"`` (or a list) -> ``["default", "original"]``, checked, without repeats.
+
+    Args:
+        spec: comma-separated family names, or a sequence of them.
+
+    Returns:
+        The families, in the order given, blanks and repeats dropped.
+
+    Raises:
+        FacesKerasError: no family is given, or one is unknown.
+    """
     items = spec.split(",") if isinstance(spec, str) else list(spec)
     families = list(dict.fromkeys(item.strip() for item in items if item.strip()))
     if not families:
@@ -71,11 +92,33 @@ def parse_families(spec: str | Sequence[str]) -> list[str]:
 
 
 def run_name(family: str, kind: str, label: str | None = None) -> str:
+    """The run directory's name of one model: ``<family>-<kind>[-<label>]``.
+
+    Args:
+        family: the preset family.
+        kind: ``per-label`` or ``all-label``.
+        label: per-label models: the label; ignored for ``all-label``.
+
+    Returns:
+        The name, e.g. ``default-per-label-smile`` or ``original-all-label``.
+    """
     return f"{family}-{kind}" + (f"-{label}" if kind == "per-label" else "")
 
 
 def compared_labels(dataset: Dataset, labels: Sequence[str] | None = None) -> list[str]:
-    """The binary labels to compare: ``labels`` (checked) or every binary label of the dataset."""
+    """The binary labels to compare: ``labels`` (checked) or every binary label of the dataset.
+
+    Args:
+        dataset: the loaded dataset.
+        labels: label names, or ``None``/empty for every binary label.
+
+    Returns:
+        The label names.
+
+    Raises:
+        DatasetError: the schema has no binary label, or a name is not one of
+            its binary labels.
+    """
     binary = [label.name for label in dataset.schema.binary_labels]
     if not labels:
         if not binary:
@@ -91,7 +134,26 @@ def compared_labels(dataset: Dataset, labels: Sequence[str] | None = None) -> li
 
 def plan_runs(families: Sequence[str], labels: Sequence[str], base: TrainConfig,
               model_overrides: Mapping[str, Any] | None = None) -> dict[str, TrainConfig]:
-    """Run name -> training settings: per family, one run per label and one for all of them."""
+    """Run name -> training settings: per family, one run per label and one for all of them.
+
+    Args:
+        families: the preset families (``default``, ``original``...).
+        labels: the binary labels compared.
+        base: the training settings every run starts from; each run changes
+            only ``labels`` and ``model``.
+        model_overrides: :class:`ModelConfig` settings for every run (e.g.
+            ``filters=8``); the preset always comes from the family. ``None``
+            (the default) keeps the presets' own settings.
+
+    Returns:
+        An ordered mapping of run name (:func:`run_name`) to
+        :class:`TrainConfig`, per family the per-label runs first.
+
+    Raises:
+        FacesKerasError: a family is unknown.
+        ConfigError: ``model_overrides`` holds an unknown or out-of-range
+            setting.
+    """
     runs: dict[str, TrainConfig] = {}
     for family in families:
         for kind in KINDS:
@@ -127,6 +189,19 @@ def ensure_run(config: TrainConfig, run_dir: Path) -> RunDir:
 
     A finished run (``metrics.json``) trained with other settings is an error,
     not silently mixed into the table: choose another ``--out`` or remove it.
+    A started but unfinished run with other settings is trained again from
+    scratch.
+
+    Args:
+        config: the run's training settings.
+        run_dir: its run directory.
+
+    Returns:
+        The finished :class:`RunDir`.
+
+    Raises:
+        RunError: ``run_dir`` holds a finished run trained with other settings
+            (they are named).
     """
     from faces_keras.training.train import resume, train
 
@@ -148,7 +223,20 @@ def ensure_run(config: TrainConfig, run_dir: Path) -> RunDir:
 
 
 def run_rows(run: RunDir, labels: Sequence[str]) -> pd.DataFrame:
-    """The test rows of ``labels`` in a run's before/after table, with its size and training time."""
+    """The test rows of ``labels`` in a run's before/after table, with its size and training time.
+
+    Args:
+        run: a finished run.
+        labels: the labels whose rows to keep.
+
+    Returns:
+        The rows of ``metrics.csv`` for the test split, with ``parameters``,
+        ``train_seconds`` and ``run`` (the folder's name) added.
+
+    Raises:
+        RunError: the run lacks ``metrics.csv`` or ``metrics.json``, or has no
+            test row for a label.
+    """
     run.require(METRICS_CSV, METRICS_JSON)
     table = pd.read_csv(run / METRICS_CSV)
     table = table[(table["split"] == "test") & table["label"].isin(labels)]
@@ -161,7 +249,19 @@ def run_rows(run: RunDir, labels: Sequence[str]) -> pd.DataFrame:
 
 
 def compare_table(runs: Mapping[str, RunDir], families: Sequence[str], labels: Sequence[str]) -> pd.DataFrame:
-    """One row per (label, model): test scores at 0.5 and at the validation-tuned threshold."""
+    """One row per (label, model): test scores at 0.5 and at the validation-tuned threshold.
+
+    Args:
+        runs: run name (:func:`run_name`) to finished run, for every planned run.
+        families: the families compared.
+        labels: the labels compared, in the table's order.
+
+    Returns:
+        A DataFrame with the columns of :data:`COLUMNS`, sorted by label.
+
+    Raises:
+        RunError: a run lacks its metrics or a label's test row.
+    """
     parts = []
     for family in families:
         for kind in KINDS:
@@ -178,7 +278,17 @@ def compare_table(runs: Mapping[str, RunDir], families: Sequence[str], labels: S
 
 
 def plot_comparison(table: pd.DataFrame, metric: str = "f1@tuned"):
-    """Grouped bars: ``metric`` per label, one bar per model. Returns a matplotlib Figure."""
+    """Grouped bars: ``metric`` per label, one bar per model.
+
+    Args:
+        table: the comparison table (:func:`compare`, or ``compare.csv``).
+        metric: the score column to plot, in [0, 1] (``f1@tuned`` by default:
+            F1 on test at the threshold tuned on validation).
+
+    Returns:
+        A :class:`matplotlib.figure.Figure` (not registered with pyplot); a
+        missing score is drawn as 0.
+    """
     import numpy as np
 
     from faces_keras.data.present import new_figure
@@ -206,6 +316,15 @@ def plot_comparison(table: pd.DataFrame, metric: str = "f1@tuned"):
 
 
 def comparison_markdown(table: pd.DataFrame, dataset: str | Path) -> str:
+    """The comparison table as Markdown, after a sentence saying what it shows.
+
+    Args:
+        table: the comparison table.
+        dataset: the dataset compared on, named in the sentence.
+
+    Returns:
+        The Markdown text.
+    """
     from faces_keras.tables import to_markdown
 
     shown = table.drop(columns=["family", "kind", "run"])
@@ -232,6 +351,14 @@ def compare(dataset: str | Path, out: str | Path, presets: str | Sequence[str] =
 
     Returns:
         The comparison table (also in compare.csv).
+
+    Raises:
+        FacesKerasError: a preset family is unknown.
+        DatasetError: ``dataset`` is not a prepared dataset, or a label is not
+            one of its binary labels.
+        RunError: a run directory under ``out`` holds a finished run trained
+            with other settings.
+        ConfigError: a training or model setting is unknown or out of range.
     """
     from faces_keras.data.present import save_figure
 

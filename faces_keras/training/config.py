@@ -20,8 +20,15 @@ LEGACY_THRESHOLD_KEYS = {"threshold_method": "method", "threshold_mode": "mode",
 class TrainConfig:
     """Every setting of a training run; recorded in the run's config.yaml.
 
-    Each field's default, constraint and help are declared here once; the
-    ``train`` command's flags are generated from them.
+    Each field's default, constraint and help are declared here once (with
+    :func:`faces_keras.settings.setting`); the ``train`` command's flags are
+    generated from them.
+
+    Raises:
+        ConfigError: a field is out of range, or settings contradict each
+            other (warm-up or frozen epochs not fewer than ``epochs``, warm-up
+            without the cosine schedule, frozen epochs without ``init_from``,
+            a ``monitor`` that is not a validation quantity).
     """
 
     dataset: str = setting("", cli=False, help="prepared dataset folder")
@@ -83,6 +90,11 @@ class TrainConfig:
             raise ConfigError(f"monitor={self.monitor!r}: monitor a validation quantity (val_...)")
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as a YAML-friendly dict, nested model and threshold settings included.
+
+        Returns:
+            Field name to value, as config.yaml records it.
+        """
         out = asdict(self)
         out["labels"] = list(self.labels)
         out["model"] = self.model.to_dict()
@@ -92,6 +104,13 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "config") -> "TrainConfig":
         """A TrainConfig from a run's config.yaml (older runs' flat threshold keys accepted).
+
+        Args:
+            data: the mapping config.yaml holds; ``environment`` is ignored.
+            where: what to name in messages (the file it came from).
+
+        Returns:
+            The :class:`TrainConfig`.
 
         Raises:
             ConfigError: an unknown key (named with ``where``) or a bad value.

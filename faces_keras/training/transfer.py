@@ -33,7 +33,17 @@ ARCHITECTURE_KEYS = ("preset", "filters", "blocks", "convs_per_block", "dense", 
 
 
 def source_model_path(source: str | Path) -> Path:
-    """The ``.keras`` file behind ``source`` (a run directory or the file itself)."""
+    """The ``.keras`` file behind ``source`` (a run directory or the file itself).
+
+    Args:
+        source: a run directory holding model.keras, or a ``.keras`` file.
+
+    Returns:
+        The model file's path.
+
+    Raises:
+        RunError: no such run directory or file, or not a ``.keras`` file.
+    """
     path = Path(source)
     if path.is_dir():
         path = path / MODEL
@@ -45,7 +55,15 @@ def source_model_path(source: str | Path) -> Path:
 
 
 def source_architecture(source: str | Path) -> dict | None:
-    """A run directory's architecture settings (None for a bare model file)."""
+    """A run directory's architecture settings (None for a bare model file).
+
+    Args:
+        source: a run directory, or a model file.
+
+    Returns:
+        The model settings of :data:`ARCHITECTURE_KEYS` its config.yaml
+        records, or ``None`` where ``source`` has no config.yaml.
+    """
     config = Path(source) / CONFIG
     if not config.is_file():
         return None
@@ -61,7 +79,14 @@ def _head_layer_names(model) -> set[str]:
 
 
 def backbone_layers(model) -> list:
-    """The model's layers that hold weights, in order, without its head layers."""
+    """The model's layers that hold weights, in order, without its head layers.
+
+    Args:
+        model: a Keras model built by the suite.
+
+    Returns:
+        The layers.
+    """
     heads = _head_layer_names(model)
     return [layer for layer in model.layers if layer.weights and layer.name not in heads]
 
@@ -102,7 +127,15 @@ def load_backbone(model, source: str | Path) -> int:
 
 
 def set_backbone_trainable(model, trainable: bool) -> bool:
-    """Freeze or unfreeze the backbone; True if anything changed (the model then needs compiling)."""
+    """Freeze or unfreeze the backbone.
+
+    Args:
+        model: a Keras model built by the suite.
+        trainable: ``False`` freezes the backbone, ``True`` unfreezes it.
+
+    Returns:
+        True if any layer changed (the model then needs compiling again).
+    """
     changed = False
     for layer in backbone_layers(model):
         if layer.trainable != trainable:

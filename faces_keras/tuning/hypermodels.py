@@ -72,7 +72,17 @@ def _regularisation(hp: kt.HyperParameters) -> dict:
 
 
 def sequential_space(hp: kt.HyperParameters, input_size: int = 64) -> ModelConfig:
-    """The ``sequential`` preset's depth, width, convolutions per block, head and optimiser."""
+    """The ``sequential`` preset's depth, width, convolutions per block, head and optimiser.
+
+    Args:
+        hp: the keras-tuner hyperparameters to declare (or read) the values in.
+        input_size: the faces' side in pixels; it caps the depth so the last
+            pooling has something left to pool.
+
+    Returns:
+        The :class:`ModelConfig` of the values ``hp`` holds (defaults where
+        unset).
+    """
     sizes = PRESET_SIZES["sequential"]
     blocks = _depth(hp, "blocks", sizes["blocks"], input_size, extra_halvings=1)
     filters = hp.Int("filters", *WIDTH_RANGE[:2], step=WIDTH_RANGE[2], default=sizes["filters"])
@@ -98,7 +108,17 @@ residual_space = _residual_space("residual")
 
 
 def original_space(hp: kt.HyperParameters, input_size: int = 64) -> ModelConfig:
-    """The source project's space for its all-label CNN (three conv sizes and the Dense width)."""
+    """The source project's space for its all-label CNN (three conv sizes and the Dense width).
+
+    Args:
+        hp: the keras-tuner hyperparameters to declare (or read) the values in.
+        input_size: the faces' side in pixels (unused: the original's sizes
+            fit any input the preset takes).
+
+    Returns:
+        An ``original-all-label`` :class:`ModelConfig` without online
+        augmentation, as the source project trained it.
+    """
     filters = tuple(
         hp.Int(f"filters_{i + 1}", low, high, step=step, default=ORIGINAL_DEFAULTS[0][i])
         for i, (low, high, step) in enumerate(ORIGINAL_FILTER_RANGES))
@@ -112,20 +132,57 @@ SPACES: dict[str, Space] = {"default": default_space, "residual": residual_space
 
 
 def get_space(name: str) -> Space:
+    """The search space called ``name``.
+
+    Args:
+        name: ``default``, ``residual``, ``sequential`` or ``original``.
+
+    Returns:
+        The space: a function ``(hp, input_size=64) -> ModelConfig``.
+
+    Raises:
+        ValueError: ``name`` is not a space.
+    """
     if name not in SPACES:
         raise ValueError(f"space={name!r}: expected one of {sorted(SPACES)}")
     return SPACES[name]
 
 
 def model_config_from_values(space: str, values: dict, input_size: int = 64) -> ModelConfig:
-    """The ModelConfig a space makes of fixed hyperparameter values (e.g. a trial's)."""
+    """The ModelConfig a space makes of fixed hyperparameter values (e.g. a trial's).
+
+    Args:
+        space: the space's name.
+        values: hyperparameter name to value; keras-tuner's ``tuner/...``
+            bookkeeping values are ignored, missing ones take the defaults.
+        input_size: the faces' side in pixels.
+
+    Returns:
+        The :class:`ModelConfig`.
+
+    Raises:
+        ValueError: ``space`` is not a space.
+    """
     hp = kt.HyperParameters()
     hp.values.update({k: v for k, v in values.items() if not k.startswith("tuner/")})
     return get_space(space)(hp, input_size=input_size)
 
 
 def describe_space(space: str, input_size: int = 64) -> list[str]:
-    """One line per hyperparameter: name, range or choices, default."""
+    """One line per hyperparameter: name, range or choices, default.
+
+    Args:
+        space: the space's name (``default``, ``residual``, ``sequential``,
+            ``original``).
+        input_size: the faces' side in pixels; it bounds the depth range.
+
+    Returns:
+        Lines such as ``"filters: 8 to 32 step 8 (default 16)"``, in the order
+        the space declares them.
+
+    Raises:
+        ValueError: ``space`` is not a space.
+    """
     hp = kt.HyperParameters()
     get_space(space)(hp, input_size=input_size)
     lines = []
@@ -145,7 +202,17 @@ def describe_space(space: str, input_size: int = 64) -> list[str]:
 
 def original_parameter_count(filters: tuple[int, int, int], dense: int, input_shape: tuple[int, int, int],
                              outputs: int) -> int:
-    """Parameters of the original preset, by arithmetic (building it would allocate them)."""
+    """Parameters of the original preset, by arithmetic (building it would allocate them).
+
+    Args:
+        filters: the three convolutions' filters.
+        dense: units of the hidden Dense layer.
+        input_shape: one face's shape ``(size, size, channels)``.
+        outputs: the output units (one per binary label).
+
+    Returns:
+        The number of weights.
+    """
     size, channels = input_shape[0], input_shape[-1]
     f1, f2, f3 = filters
     side = ((size - 2) // 2 - 1) // 2 - 1  # conv 3 valid, pool, conv 2, pool, conv 2
@@ -165,6 +232,15 @@ class FacesHyperModel(kt.HyperModel):
     and Keras restores Adam's moments only into an optimiser that already has
     its variables (otherwise it warns "Skipping variable loading for
     optimizer" and starts them at zero).
+
+    Args:
+        heads: the output heads, planned from the dataset's schema.
+        input_shape: one face's shape ``(size, size, channels)``.
+        augmentation: keep the space's online augmentation layers; ``False``
+            leaves them out.
+        loss_weights: per head, the class weights passed to
+            :func:`compile_model` (``class_weights``); ``None``: unweighted.
+        name: the HyperModel's name (``faces_<space>`` by default).
     """
 
     space_name = "default"
@@ -178,15 +254,36 @@ class FacesHyperModel(kt.HyperModel):
         self.loss_weights = loss_weights
 
     def model_config(self, hp: kt.HyperParameters) -> ModelConfig:
+        """The :class:`ModelConfig` the space makes of ``hp``.
+
+        Args:
+            hp: the trial's hyperparameters.
+
+        Returns:
+            The config, without augmentation where the HyperModel has none.
+        """
         config = get_space(self.space_name)(hp, input_size=self.input_shape[0])
         if not self.augmentation and config.augmentation is not None:
             config = replace(config, augmentation=None)
         return config
 
     def declare_hyperparameters(self, hp: kt.HyperParameters) -> None:
+        """Declare the space's hyperparameters in ``hp`` without building a model.
+
+        Args:
+            hp: the hyperparameters to declare them in.
+        """
         self.model_config(hp)
 
     def build(self, hp: kt.HyperParameters):
+        """Build and compile the model of one trial.
+
+        Args:
+            hp: the trial's hyperparameters.
+
+        Returns:
+            The compiled Keras model, its optimiser's variables built.
+        """
         config = self.model_config(hp)
         model = build_model(self.heads, self.input_shape, config)
         compile_model(model, self.heads, config.learning_rate, self.loss_weights)
@@ -195,18 +292,26 @@ class FacesHyperModel(kt.HyperModel):
 
 
 class DefaultHyperModel(FacesHyperModel):
+    """The ``default`` space (the suite's small ResNet); constructor as :class:`FacesHyperModel`."""
+
     space_name = "default"
 
 
 class ResidualHyperModel(FacesHyperModel):
+    """The ``residual`` space; constructor as :class:`FacesHyperModel`."""
+
     space_name = "residual"
 
 
 class SequentialHyperModel(FacesHyperModel):
+    """The ``sequential`` space; constructor as :class:`FacesHyperModel`."""
+
     space_name = "sequential"
 
 
 class OriginalHyperModel(FacesHyperModel):
+    """The source project's ``original`` space; constructor as :class:`FacesHyperModel`."""
+
     space_name = "original"
 
 
@@ -216,6 +321,20 @@ HYPERMODELS: dict[str, type[FacesHyperModel]] = {
 
 
 def hypermodel_for(space: str, heads: list[Head], input_shape: tuple[int, int, int], **kwargs) -> FacesHyperModel:
-    """The HyperModel of ``space`` for these heads and input shape."""
+    """The HyperModel of ``space`` for these heads and input shape.
+
+    Args:
+        space: the space's name.
+        heads: the output heads.
+        input_shape: one face's shape ``(size, size, channels)``.
+        **kwargs: :class:`FacesHyperModel`'s keyword arguments
+            (``augmentation``, ``loss_weights``, ``name``).
+
+    Returns:
+        The :class:`FacesHyperModel` subclass instance of that space.
+
+    Raises:
+        ValueError: ``space`` is not a space.
+    """
     get_space(space)
     return HYPERMODELS[space](heads, input_shape, **kwargs)

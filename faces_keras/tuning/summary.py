@@ -21,7 +21,26 @@ from faces_keras.tuning.searchdir import SUMMARY_CSV, SUMMARY_MD, trial_runs
 
 @dataclass
 class TrialRow:
-    """One trial as the summary shows it."""
+    """One trial as the summary shows it.
+
+    Args:
+        trial_id: keras-tuner's trial id.
+        status: its status (``COMPLETED``, ``RUNNING``, ``FAILED``...).
+        score: its objective value, or ``None`` before it has one.
+        hyperparameters: name to value, ``tuner/...`` values left out.
+        epochs_from: the epoch it started at (its parent's budget; 0 for a
+            new trial).
+        epochs_to: its Hyperband epoch budget.
+        epochs_run: epochs actually trained (fewer when early stopping ended
+            it), or ``None`` if unknown.
+        best_epoch: the 1-based epoch of its best objective value, or ``None``.
+        seconds: its training time, or ``None``.
+        worker: the process that ran it, or ``None``.
+        attempts: how many times it was started.
+        continues: the trial it continued from, or ``None``.
+        bracket: its Hyperband bracket, or ``None``.
+        round: its round within the bracket, or ``None``.
+    """
 
     trial_id: str
     status: str
@@ -39,6 +58,11 @@ class TrialRow:
     round: int | None
 
     def as_dict(self) -> dict[str, Any]:
+        """The row as one flat mapping: its fields, then the hyperparameters.
+
+        Returns:
+            Field and hyperparameter name to value.
+        """
         out = {k: v for k, v in asdict(self).items() if k != "hyperparameters"}
         return {**out, **self.hyperparameters}
 
@@ -47,7 +71,13 @@ def declared_order(project_dir: str | Path) -> list[str]:
     """The search space's hyperparameter names in the order the space declares them.
 
     Read from ``oracle.json``, which the single process or the chief writes
-    from the space it declared; empty when there is none yet.
+    from the space it declared.
+
+    Args:
+        project_dir: the search directory.
+
+    Returns:
+        The names; empty when there is no oracle.json yet.
     """
     path = Path(project_dir) / "oracle.json"
     if not path.is_file():
@@ -94,7 +124,15 @@ def load_trials(project_dir: str | Path, direction: str = "min") -> list[TrialRo
 
 
 def summary_frame(rows: list[TrialRow]) -> pd.DataFrame:
-    """The trials as a table: a ``rank`` column, the :class:`TrialRow` fields, then the hyperparameters."""
+    """The trials as a table: a ``rank`` column, the :class:`TrialRow` fields, then the hyperparameters.
+
+    Args:
+        rows: the trials, best first (:func:`load_trials`).
+
+    Returns:
+        One row per trial, ranked from 1 in the order given; an empty frame
+        without columns for no trials.
+    """
     frame = pd.DataFrame([r.as_dict() for r in rows])
     if not frame.empty:
         frame.insert(0, "rank", range(1, len(frame) + 1))
