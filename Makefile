@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= tensorflow,jax,distributed,dev
+EXTRAS ?= tensorflow,jax,distributed,dev,app
 PYTEST_ARGS ?=
 
 .PHONY: install lint demo test test-fast test-jax test-notebooks test-slow bench clean
