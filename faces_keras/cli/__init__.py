@@ -21,7 +21,7 @@ from faces_keras.cli.flags import read_config_file  # noqa: F401  (public: confi
 from faces_keras.errors import FacesKerasError
 
 # faces_keras.cli.<name>: each adds its subcommands, in the order --help lists them
-COMMAND_MODULES = ("quickstart", "data", "train", "report", "predict", "evaluate", "tune")
+COMMAND_MODULES = ("quickstart", "data", "train", "report", "predict", "evaluate", "tune", "app")
 DESCRIPTION = "faces-keras: prepare face datasets, train, tune and evaluate facial-attribute CNNs."
 
 

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".webp")
 MISSING_TOKENS = ("", "?", "-", "NA", "na", "nan")
 MAX_AGE = 120  # UTKFace's ages run 0 to 116; a larger one is a malformed name
+DROP_COLUMN, DROP_TOKENS = "drop", ("Y", "YES", "1", "TRUE")  # delimited files: faces to leave out
 
 
 def read_text_lines(path: Path) -> list[str]:
@@ -126,7 +127,8 @@ def load_delimited(schema: Schema, path: Path) -> pd.DataFrame:
     """A delimited labels file: a header, then one face per line (``face_nr;sex;hair;...``).
 
     The schema's options name the ``delimiter`` (``;`` by default) and the
-    ``id_column`` (``face_nr``).
+    ``id_column`` (``face_nr``); a ``drop`` column marking a face ``Y`` leaves
+    it out.
 
     Args:
         schema: the labels, each read from its ``source`` column (or its name).
@@ -153,7 +155,9 @@ def load_delimited(schema: Schema, path: Path) -> pd.DataFrame:
         raise LabelsError(f"{path}:1: missing column(s) {missing}; header is {header} "
                           f"(separator {delimiter!r})")
     index = {name: header.index(name) for name in wanted}
-    rows, seen = [], {}
+    # An optional drop column (the labelling app's): a face marked Y is left out.
+    drop_at = header.index(DROP_COLUMN) if DROP_COLUMN in header and DROP_COLUMN not in wanted else None
+    rows, seen, dropped = [], {}, []
     for lineno, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
@@ -167,6 +171,9 @@ def load_delimited(schema: Schema, path: Path) -> pd.DataFrame:
         if face_id in seen:
             raise LabelsError(f"{where}: duplicate {id_column} {face_id!r} (first on line {seen[face_id]})")
         seen[face_id] = lineno
+        if drop_at is not None and cells[drop_at].upper() in DROP_TOKENS:
+            dropped.append(face_id)
+            continue
         row = {"id": face_id, "image": ""}
         for label in schema.labels:
             raw = cells[index[label.source or label.name]]
@@ -177,6 +184,8 @@ def load_delimited(schema: Schema, path: Path) -> pd.DataFrame:
             else:
                 row[label.name] = _encode_number(label, raw, where)
         rows.append(row)
+    if dropped:
+        log.info("%s: %d face(s) marked drop are left out: %s", path, len(dropped), ", ".join(dropped[:20]))
     return _frame(schema, rows)
 
 
