@@ -24,7 +24,10 @@ import importlib
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("FACES_KERAS_VERBOSE", "") in ("", "0"):
+    from faces_keras.quiet import quiet_tensorflow_import
+
+    quiet_tensorflow_import()  # TensorFlow's C++ start-up lines, which TF_CPP_MIN_LOG_LEVEL no longer stops
 
 __version__ = "0.1.0"
 
@@ -86,8 +89,8 @@ _PUBLIC = {
     # runs
     "Run": "faces_keras.run",
     "RunDir": "faces_keras.rundir",
-    "QuickstartConfig": "faces_keras.quickstart",
-    "quickstart": "faces_keras.quickstart",
+    "QuickstartConfig": "faces_keras.demo",
+    "quickstart": "faces_keras.demo",
     # errors
     "FacesKerasError": "faces_keras.errors",
     "ConfigError": "faces_keras.errors",

@@ -1,4 +1,4 @@
-"""``faces-keras quickstart``: the whole pipeline in one command.
+"""``quickstart``: the whole pipeline in one command (``faces-keras quickstart``, ``make demo``).
 
 With no arguments it draws synthetic grid photos (known labels, the original
 project's layout and CSV format), so it runs anywhere with no data; with

@@ -74,6 +74,39 @@ class Run:
         self.dir.require(THRESHOLDS)
         return dict(read_json(self.dir / THRESHOLDS)["thresholds"])
 
+    def predictions(self, verify: bool = True) -> dict[str, Any]:
+        """predictions.npz: the model's outputs and the truth on val and test.
+
+        Args:
+            verify: refuse predictions made by another model.keras than the run holds now.
+
+        Returns:
+            The arrays by key: ``"<split>/<head>"``, ``"<split>/<head>/true"``, ``"<split>/index"``.
+        """
+        return self.dir.load_predictions(verify=verify)
+
+    def history(self):
+        """history.csv as a table: one row per epoch, every loss and metric, the learning rate and speed.
+
+        Returns:
+            A pandas DataFrame.
+        """
+        import pandas as pd
+
+        self.dir.require("history.csv")
+        return pd.read_csv(self.dir / "history.csv")
+
+    def scores(self):
+        """metrics.csv as a table: per split and label, the scores at 0.5 and at the tuned threshold.
+
+        Returns:
+            A pandas DataFrame.
+        """
+        import pandas as pd
+
+        self.dir.require("metrics.csv")
+        return pd.read_csv(self.dir / "metrics.csv")
+
     def load_model(self, compile: bool = False):
         """The Keras model (model.keras).
 

@@ -74,7 +74,7 @@ def test_every_public_name_has_a_keras_hub_style_docstring():
         if module is None:  # __version__
             continue
         # From the defining module: the package attribute of a name that is also a submodule's
-        # (faces_keras.quickstart) may be the submodule once it is imported.
+        # (faces_keras.demo) may be the submodule once it is imported.
         obj = getattr(importlib.import_module(module), name)
         if inspect.isclass(obj):
             own = obj.__dict__.get("__doc__") or ""
@@ -96,3 +96,14 @@ def test_every_public_name_has_a_keras_hub_style_docstring():
     assert not undocumented, "public names without a keras-hub style docstring:\n" + "\n".join(undocumented)
     done = sorted(NOT_YET_DOCUMENTED - set(offenders))
     assert not done, f"{done} are documented now (or no longer public): remove them from NOT_YET_DOCUMENTED"
+
+
+def test_no_public_name_is_shadowed_by_a_submodule():
+    code = ("import importlib, pkgutil, types, faces_keras\n"
+            "for info in pkgutil.iter_modules(faces_keras.__path__):\n"
+            "    if info.name not in ('app', 'cli', '__main__'):\n"
+            "        importlib.import_module('faces_keras.' + info.name)\n"
+            "print([n for n in faces_keras.__all__ if isinstance(getattr(faces_keras, n), types.ModuleType)])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -93,7 +93,7 @@ def test_every_field_of_the_suites_settings_is_declared_once():
     from faces_keras.data.prepare import PrepareConfig
     from faces_keras.data.split import SplitConfig
     from faces_keras.models.config import ModelConfig
-    from faces_keras.quickstart import QuickstartConfig
+    from faces_keras.demo import QuickstartConfig
     from faces_keras.thresholds.tune import ThresholdConfig
     from faces_keras.training.config import TrainConfig
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.abc
-import importlib.util
 import logging
 import os
 import sys
@@ -43,51 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Imported(importlib.abc.Loader):
-    """Hands the import system a module that is already loaded."""
-
-    def __init__(self, module):
-        self.module = module
-
-    def create_module(self, spec):
-        return self.module
-
-    def exec_module(self, module):
-        pass
-
-
-class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
-    """Import TensorFlow (when a command first needs it) with the C++ stderr closed.
-
-    TensorFlow 2.19+ writes its start-up lines (``oneDNN custom operations are
-    on``, ``All log messages before absl::InitializeLog()``) from C++ while its
-    libraries load, and TF_CPP_MIN_LOG_LEVEL no longer stops them
-    (tensorflow/tensorflow#100442). Only that import is silenced; Python
-    exceptions it raises still surface.
-    """
-
-    def find_spec(self, name, path=None, target=None):
-        if name != "tensorflow":
-            return None
-        sys.meta_path.remove(self)
-        sys.stderr.flush()
-        saved = os.dup(2)
-        try:
-            with open(os.devnull, "w") as devnull:
-                os.dup2(devnull.fileno(), 2)
-                module = importlib.import_module("tensorflow")
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        return importlib.util.spec_from_loader(name, _Imported(module), origin=getattr(module, "__file__", None))
-
-
 def _quiet_backend_logs(verbose: bool) -> None:
-    if verbose or "tensorflow" in sys.modules:
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if not any(isinstance(finder, _QuietTensorFlowImport) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _QuietTensorFlowImport())
+    from faces_keras import quiet
+
+    if verbose:
+        quiet.stop_quieting_tensorflow()
+    else:
+        quiet.quiet_tensorflow_import()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ import argparse
 
 from faces_keras.cli.flags import ConfigFile, add_settings, option, settings_from
 from faces_keras.cli.summary import print_run_summary
-from faces_keras.quickstart import QuickstartConfig
+from faces_keras.demo import QuickstartConfig
 
 
 def register(sub) -> None:
@@ -20,7 +20,7 @@ def register(sub) -> None:
 
 
 def run_quickstart(args: argparse.Namespace) -> int:
-    from faces_keras.quickstart import quickstart
+    from faces_keras.demo import quickstart
 
     config_file = ConfigFile(args.config)
     out = option(args, config_file, "out", "runs/quickstart")
