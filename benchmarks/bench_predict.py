@@ -9,6 +9,7 @@ On the shared CelebA photos (``celeba/img_celeba``: loosely cropped, longest sid
 * ``batched --no-annotate``: :func:`faces_keras.inference.predict.predict_photos`
   with detection in ``--workers`` processes, faces of many photos in one model
   call per batch, rows streamed to predictions.csv, no drawn copies;
+* ``--detect-max-side 96``: the same, detecting on photos shrunk as CelebA is prepared;
 * ``batched``: the same, drawing the annotated copies;
 * ``onnx --no-annotate``: the same with the run exported to ONNX and run by
   onnxruntime (no TensorFlow in the loop);
@@ -125,6 +126,8 @@ def main() -> int:
     config = PredictConfig(no_annotate=True, workers=args.workers, batch_size=args.batch_size)
     rows.append(timed("batched --no-annotate", len(photos), lambda: predict_photos(
         run, photos, config, out=str(fresh("batched"))).faces))
+    rows.append(timed("batched --no-annotate --detect-max-side 96", len(photos), lambda: predict_photos(
+        run, photos, config, out=str(fresh("batched96")), detect_max_side=96).faces))
     rows.append(timed("batched (annotated copies)", len(today_photos), lambda: predict_photos(
         run, today_photos, config, out=str(fresh("annotated")), no_annotate=False).faces))
     exported = export_model(run, "onnx", work / "export" / "model.onnx").path
@@ -177,6 +180,9 @@ expect the figures to move by tens of percent from run to run.
 * **batched --no-annotate**: `faces-keras predict RUN PHOTOS --no-annotate --workers {args.workers}`:
   detection in a process pool, the faces of many photos in one `predict_on_batch`
   per {args.batch_size} faces, rows appended to predictions.csv per batch.
+* **--detect-max-side 96**: the same, with Haar run on photos shrunk to 96 px, as
+  `datasets/celeba.yaml` prepares CelebA (its faces stay above the cascade's 24 px
+  window); boxes are mapped back and faces cut from the full photo.
 * **batched (annotated copies)**: the same, writing the drawn JPEG copies (on the
   photos today's path had).
 * **onnx --no-annotate**: `faces-keras export RUN --format onnx`, then

@@ -74,6 +74,8 @@ class PredictConfig:
             with the same folder resumes.
         cropped: the photos are already face crops: skip detection.
         detector: the face detector, ``haar`` or ``mtcnn``.
+        detect_max_side: Haar: shrink photos to this longest side before detecting
+            (boxes are mapped back; faces are cut from the full photo). None: 640.
         no_annotate: skip the annotated JPEG copies (the fast path).
         batch_size: faces per model call.
         workers: face-detection processes; 0 means one per core.
@@ -83,6 +85,9 @@ class PredictConfig:
                                            "a rerun with the same folder resumes", metavar="DIR")
     cropped: bool = setting(False, help="the photos are already cropped faces: skip detection")
     detector: str = setting("haar", choices=DETECTORS, help="face detector")
+    detect_max_side: int | None = setting(None, at_least=24, metavar="PIXELS",
+                                          help="haar: shrink photos to this longest side before detecting "
+                                               "(faster; default: the detector's 640)")
     no_annotate: bool = setting(False, help="do not write the annotated JPEG copies (faster)")
     batch_size: int = setting(256, at_least=1, help="faces per model call")
     workers: int = setting(0, at_least=0, help="face-detection processes (0: one per core)")
@@ -395,7 +400,7 @@ class _Found:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(detector: str | None, faces: FaceSettings) -> None:
+def _init_worker(detector: str | None, faces: FaceSettings, max_side: int | None = None) -> None:
     import cv2
 
     cv2.setNumThreads(1)
@@ -404,7 +409,8 @@ def _init_worker(detector: str | None, faces: FaceSettings) -> None:
     if detector:
         from faces_keras.data.detect import make_detector
 
-        _WORKER["detector"] = make_detector(detector)
+        params = {"max_side": max_side} if (max_side and detector == "haar") else {}
+        _WORKER["detector"] = make_detector(detector, **params)
 
 
 def _find_faces(photo: str) -> _Found:
@@ -432,17 +438,28 @@ def _found_stream(photos: list[str], config: PredictConfig, faces: FaceSettings,
                   workers: int) -> Iterator[_Found]:
     detector = None if config.cropped else config.detector
     if workers <= 1 or len(photos) < 2 * workers:
-        _init_worker(detector, faces)
+        _init_worker(detector, faces, config.detect_max_side)
         for photo in photos:
             yield _find_faces(photo)
         return
     # Fresh interpreters, not forks: a fork of a process whose OpenCV or TensorFlow thread pools are
     # running inherits their locks and can hang on its first OpenCV call (seen with Haar after
     # detection in the parent). The workers import OpenCV and this module only, never Keras.
-    context = get_context("spawn")
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     chunk = max(1, min(16, len(photos) // (4 * workers)))
-    with context.Pool(workers, initializer=_init_worker, initargs=(detector, faces)) as pool:
-        yield from pool.imap(_find_faces, photos, chunksize=chunk)
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                               initargs=(detector, faces, config.detect_max_side))
+    try:
+        yield from pool.map(_find_faces, photos, chunksize=chunk)
+    except BrokenProcessPool:
+        raise FacesKerasError(
+            f"the {workers} face-detection processes stopped before their work was done. A script that "
+            "calls predict_photos with workers > 1 must do so under `if __name__ == \"__main__\":` (each "
+            "process imports the script anew), or pass workers=1") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # -- predictions.csv ------------------------------------------------------------------
