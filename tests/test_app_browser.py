@@ -8,7 +8,6 @@ Skips, with the reason, without Debian's chromium and chromium-driver.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal

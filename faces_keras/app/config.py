@@ -54,7 +54,14 @@ class AppConfig:
 
 
 def is_loopback(host: str) -> bool:
-    """Whether ``host`` is this machine only."""
+    """Whether ``host`` is this machine only.
+
+    Args:
+        host: a host name or IP address.
+
+    Returns:
+        True for localhost and loopback addresses.
+    """
     if host in LOOPBACK:
         return True
     try:
@@ -64,7 +71,14 @@ def is_loopback(host: str) -> bool:
 
 
 def exposure(config: AppConfig) -> str:
-    """What binding beyond localhost makes reachable, in one line, for the log."""
+    """What binding beyond localhost makes reachable, in one line, for the log.
+
+    Args:
+        config: the app's settings.
+
+    Returns:
+        The line: the address, the labels file and faces, the runs.
+    """
     parts = []
     if config.faces:
         parts.append(f"the faces in {config.faces} and read/write access to {config.labels_path}")

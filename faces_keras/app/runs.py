@@ -20,7 +20,7 @@ import numpy as np
 
 from faces_keras.errors import FacesKerasError, ImageError, RunError
 from faces_keras.io import read_json
-from faces_keras.rundir import CONFIG, MANIFEST, METRICS_JSON, MODEL, SCHEMA, THRESHOLDS, RunDir
+from faces_keras.rundir import CONFIG, METRICS_JSON, MODEL, SCHEMA, THRESHOLDS, RunDir
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,14 @@ def _is_run(folder: Path) -> bool:
 
 
 def find_runs(roots: Sequence[str | Path]) -> dict[str, Path]:
-    """Run name -> folder for every run in ``roots`` (a root that is itself a run counts as one).
+    """Every run in ``roots`` by name (a root that is itself a run counts as one).
 
-    A name met twice gets its root's name in front (``<root>/<run>``).
+    Args:
+        roots: the folders the app serves runs from.
+
+    Returns:
+        Run name -> resolved folder; a name met twice gets its root's name in
+        front (``<root>/<run>``).
     """
     found: dict[str, Path] = {}
     for root in map(Path, roots):
@@ -60,6 +65,13 @@ def find_runs(roots: Sequence[str | Path]) -> dict[str, Path]:
 def run_folder(roots: Sequence[str | Path], name: str) -> Path:
     """The folder of the run called ``name``.
 
+    Args:
+        roots: the folders the app serves runs from.
+        name: the run's name as :func:`find_runs` gives it.
+
+    Returns:
+        The run's folder.
+
     Raises:
         UnknownRunError: no served folder holds a run of that name.
     """
@@ -73,6 +85,13 @@ def run_folder(roots: Sequence[str | Path], name: str) -> Path:
 
 def inside(folder: Path, relative: str) -> Path:
     """``folder / relative`` when it resolves inside ``folder`` and exists as a file.
+
+    Args:
+        folder: the folder the path must stay in.
+        relative: the requested path.
+
+    Returns:
+        The resolved file.
 
     Raises:
         OutsideFolderError: the path leaves the folder (``..``, an absolute path, a link out).
@@ -100,7 +119,17 @@ def _mean(values: list[float]) -> float | None:
 
 
 def run_summary(name: str, folder: Path) -> dict[str, Any]:
-    """What the run list shows: preset, dataset, date, labels and headline test metrics."""
+    """What the run list shows of one run.
+
+    Args:
+        name: the run's name.
+        folder: its folder.
+
+    Returns:
+        ``name``, ``preset``, ``dataset``, ``date``, ``labels``, ``metrics`` (mean
+        test F1, AUC, accuracy, train faces) and ``per_label`` (test F1, accuracy,
+        AUC, n); an undefined metric is None.
+    """
     import yaml
 
     out: dict[str, Any] = {"name": name, "preset": "", "dataset": "", "date": "", "labels": [],
@@ -140,7 +169,15 @@ def _read_metrics(folder: Path) -> dict[str, Any]:
 
 
 def confusion_matrices(folder: Path, split: str = "test") -> list[dict[str, Any]]:
-    """Each binary label's 2x2 counts on ``split`` from metrics.json (rows: truth, columns: prediction)."""
+    """Each binary label's confusion matrix from the run's metrics.json.
+
+    Args:
+        folder: the run directory.
+        split: ``test`` or ``val``.
+
+    Returns:
+        ``[{"label", "threshold", "matrix": [[tn, fp], [fn, tp]]}]`` (rows: truth, columns: prediction).
+    """
     out = []
     for head in _read_metrics(folder).get("heads", {}).values():
         rows = head.get(split)
@@ -245,6 +282,10 @@ class ModelCache:
     def predict(self, folder: Path, rgb: np.ndarray) -> dict[str, Any]:
         """Faces, boxes, labels and probabilities of one RGB photo with the run in ``folder``.
 
+        Args:
+            folder: the run directory.
+            rgb: the photo, uint8 ``(H, W, 3)``.
+
         Returns:
             ``{"faces": [{"box": [x, y, w, h], "labels": ..., "scores": ...,
             "probabilities": ...}], "width": W, "height": H}``: faces left to right;
@@ -299,7 +340,14 @@ class ModelCache:
 
 
 def decode_image(data: bytes, name: str = "upload") -> np.ndarray:
-    """An uploaded file's bytes as uint8 RGB ``(H, W, 3)``.
+    """An uploaded file's bytes as an image.
+
+    Args:
+        data: the file's bytes.
+        name: the file's name, for the message.
+
+    Returns:
+        uint8 RGB ``(H, W, 3)``.
 
     Raises:
         ImageError: the bytes are not an image OpenCV can decode.

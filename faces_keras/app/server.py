@@ -91,7 +91,14 @@ def create_app(config: AppConfig, *, store=None):
 
 
 def status_for(exc: Exception) -> int:
-    """The HTTP status of a user error."""
+    """The HTTP status of a user error.
+
+    Args:
+        exc: the error.
+
+    Returns:
+        404, 409, 413, 415, 422, 403, or 400 for any other user error.
+    """
     from faces_keras.app.runs import OutsideFolderError, UnknownRunError
     from faces_keras.app.store import BadValueError, StaleFaceError, UnknownFaceError
     from faces_keras.errors import ImageError
@@ -258,8 +265,16 @@ def _file_or_404(inside_fn, folder: Path, relative: str) -> Path:
         raise HTTPException(status_code=404, detail=str(exc)) from None
 
 
-def predictions_csv(results: list[dict[str, Any]], thresholds: dict[str, float] | None = None) -> str:
-    """Predictions as CSV: one row per face (``photo,face,x,y,w,h,<label>,<label>_score...``)."""
+def predictions_csv(results: list[dict[str, Any]]) -> str:
+    """Predictions as CSV.
+
+    Args:
+        results: per photo, ``{"photo", "faces": [{"box", "labels", "scores"}]}``.
+
+    Returns:
+        The CSV text: one row per face (``photo,face,x,y,w,h,<label>,<label>_score...``),
+        one row with face 0 for a photo without a face.
+    """
     names: list[str] = []
     for photo in results:
         for face in photo["faces"]:
