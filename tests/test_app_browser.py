@@ -276,3 +276,31 @@ def test_group_photo_gets_six_boxes_and_a_slider_changes_a_decision(browser, tin
         assert "Confusion matrices" in browser.page_source
     finally:
         server.stop()
+
+
+def test_two_tabs_merge_different_faces_and_the_stale_one_is_told_not_overwritten(browser, tmp_path, data_dir):
+    grids = data_dir / "grids"
+    labels = tmp_path / "labels.csv"
+    server = Server("--faces", str(grids), "--labels", str(labels))
+    try:
+        _open(browser, server.url + "/label#face=5")
+        first = browser.current_window_handle
+        browser.switch_to.new_window("tab")
+        _open(browser, server.url + "/label#face=5")
+        second = browser.current_window_handle
+        browser.switch_to.window(first)
+        _keys(browser, "F")  # tab 1 sets face 5's sex
+        WebDriverWait(browser, 10).until(lambda d: labels.is_file() and _rows(labels).get("5", [""] * 6)[0] == "F")
+        browser.switch_to.window(second)  # tab 2 still shows face 5 without it
+        _keys(browser, "M")
+        WebDriverWait(browser, 10).until(lambda d: "changed in another tab" in d.find_element(By.ID, "status").text)
+        assert _rows(labels)["5"][0] == "F"  # not overwritten
+        shown = browser.find_element(By.CSS_SELECTOR, '.value[data-label="sex"] .code').text
+        assert shown == "F"  # tab 2 now shows tab 1's value
+        _keys(browser, Keys.ARROW_RIGHT + "M")  # a face tab 1 did not touch: saved, and both faces kept
+        WebDriverWait(browser, 10).until(lambda d: _rows(labels).get("6", [""] * 6)[0] == "M")
+        assert _rows(labels)["5"][0] == "F"
+        browser.close()
+        browser.switch_to.window(first)
+    finally:
+        server.stop()
