@@ -232,6 +232,8 @@ def test_kill_9_between_key_presses_leaves_a_valid_file_and_the_page_resumes(bro
     finally:
         server.stop()
     assert {k: v[:5] for k, v in _rows(labels).items()} == truth
+    left = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".labels.csv.lock"))
+    assert left == ["labels.csv"]  # no temporary file of a killed save is left
 
 
 def test_group_photo_gets_six_boxes_and_a_slider_changes_a_decision(browser, tiny_runs, tmp_path, data_dir):

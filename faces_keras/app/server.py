@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,13 @@ def create_app(config: AppConfig, *, store=None):
         from faces_keras.labels import load_schema
 
         store = LabelStore(load_schema(config.schema), config.faces, config.labels_path)
-    app = FastAPI(title="faces-keras", docs_url=None, redoc_url=None, openapi_url=None)
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        if app.state.store is not None:  # release the labels file's lock when the server shuts down
+            app.state.store.close()
+
+    app = FastAPI(title="faces-keras", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.config = config
     app.state.store = store
     app.state.models = ModelCache(config.detector)

@@ -161,6 +161,10 @@ class LabelStore:
             self._exit.enter_context(folder_lock(self.path, "labels file"))
             _OPEN.add(key)
             self._exit.callback(_OPEN.discard, key)
+            # Under the lock no other writer runs: a temporary file beside the labels is a killed save's.
+            for stale in self.path.parent.glob(f".{self.path.name}.*.tmp{self.path.suffix}"):
+                log.info("%s: removing %s, left by a save that was interrupted", self.path, stale.name)
+                stale.unlink(missing_ok=True)
         try:
             ids, origins, self._pixels = _read_faces(self.faces_dir)
             self.faces = [Face(i, o) for i, o in zip(ids, origins)]
