@@ -287,3 +287,17 @@ def test_settings_are_checked_where_declared():
         PredictConfig(batch_size=0)
     with pytest.raises(ConfigError, match=r"detector.*yunet.*haar.*mtcnn"):
         PredictConfig(detector="yunet")
+
+
+def test_an_unguarded_script_gets_one_clear_error(run, face_files, tmp_path):
+    """Detection processes are spawned; a script without a main guard is told so, not restarted forever."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(textwrap.dedent(f"""
+        from faces_keras.inference.predict import PredictConfig, predict_photos
+        predict_photos({str(run.path)!r}, {[str(p) for p in face_files[:8]]!r},
+                       PredictConfig(out={str(tmp_path / 'out')!r}, cropped=True, workers=2))
+    """))
+    done = subprocess.run([sys.executable, str(script)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "must do so under `if __name__ == \"__main__\":`" in done.stderr.splitlines()[-1]
