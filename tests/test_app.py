@@ -250,6 +250,8 @@ def test_predict_finds_the_six_faces_of_the_group_photo_with_the_runs_thresholds
                 names = ["F", "M"] if name == "sex" else ["no", "yes"]
                 assert face["labels"][name] == names[int(p >= t)]
         assert {lab["name"]: lab["threshold"] for lab in body["labels"]} == pytest.approx(thresholds)
+        single = c.post("/api/predict", data={"run": "tiny"}, files={"file": ("one.jpg", photo, "image/jpeg")})
+        assert [f["box"] for f in single.json()["photos"][0]["faces"]] == [f["box"] for f in result["faces"]]
         csv = _post(c, "tiny", ("group.jpg", photo, "image/jpeg"), ("b.jpg", photo, "image/jpeg"), format="csv")
         lines = csv.text.splitlines()
         assert lines[0].startswith("photo,face,x,y,w,h,sex,sex_score")
@@ -326,3 +328,30 @@ def test_the_app_command_declares_its_flags():
     assert "host" not in vars(args)  # not given: the default, localhost
     with pytest.raises(FacesKerasError):
         AppConfig(port=0)
+
+
+def test_an_app_without_faces_or_runs_says_what_to_give_it():
+    with TestClient(create_app(AppConfig())) as c:
+        r = c.get("/api/labels")
+        assert r.status_code == 404 and "--faces DIR" in r.json()["detail"]
+        assert "--faces DIR" in c.get("/label").text
+        assert "start the app with --runs DIR" in c.get("/").text
+        assert c.get("/api/runs").json() == {"runs": []}
+        assert c.get("/static/label.js").status_code == 200
+        assert c.get("/static/../server.py").status_code == 404
+
+
+def test_the_pages_fetch_nothing_from_the_network(grids, tmp_path):
+    import re
+    from pathlib import Path
+
+    import faces_keras.app
+
+    static = Path(faces_keras.app.__file__).with_name("static")
+    with TestClient(create_app(AppConfig(faces=str(grids), labels=str(tmp_path / "l.csv")))) as c:
+        texts = [c.get(url).text for url in ("/", "/label", "/try")]
+        texts += [c.get(f"/static/{p.name}").text for p in sorted(static.iterdir())]
+    assert len(texts) == 6
+    for text in texts:
+        assert not re.search(r"(src|href)=[\"']?(https?:)?//|url\((https?:)?//|@import|fetch\([\"']https?:", text)
+        assert "googleapis" not in text and "cdn" not in text.lower()
