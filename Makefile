@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= tensorflow,jax,distributed,dev,app
+EXTRAS ?= tensorflow,jax,distributed,dev,app,export
 PYTEST_ARGS ?=
 
 .PHONY: install lint demo test test-fast test-jax test-notebooks test-slow bench clean
