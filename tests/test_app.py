@@ -173,20 +173,36 @@ def test_a_labels_file_that_does_not_fit_is_refused_naming_the_line(tmp_path, gr
         LabelStore(load_schema("grids"), grids, labels)
 
 
-def test_a_folder_of_face_crops_is_labelled_by_file_name(tmp_path, data_dir):
+def test_a_folder_of_face_crops_is_labelled_by_file_name_and_prepare_reads_the_images(tmp_path, data_dir):
     import shutil
 
+    from faces_keras.data.prepare import PrepareConfig, prepare_dataset
+    from faces_keras.data.store import Dataset
+
+    schema = load_schema("grids")
     crops = tmp_path / "crops"
     crops.mkdir()
-    for photo in sorted((data_dir / "celeba" / "img_celeba").glob("*.jpg"))[:3]:
+    for photo in sorted((data_dir / "celeba" / "img_celeba").glob("*.jpg"))[:30]:
         shutil.copy(photo, crops / photo.name)
-    store = LabelStore(load_schema("grids"), crops, tmp_path / "labels.csv")
-    first = store.faces[0].id
-    assert first == sorted(p.stem for p in crops.iterdir())[0]
-    assert store.pixels(first).ndim == 3
-    store.set(first, {"sex": "M"})
-    assert (tmp_path / "labels.csv").read_text().splitlines()[1] == f"{first};M;;;;;"
+    labels = tmp_path / "work" / "labels.csv"
+    store = LabelStore(schema, crops, labels)
+    ids = [face.id for face in store.faces]
+    assert ids == sorted(p.stem for p in crops.iterdir())
+    assert store.pixels(ids[0]).ndim == 3
+    truth = (data_dir / "grids" / "faces-labels.csv").read_text().splitlines()[1:31]  # any valid values
+    given = {face_id: line.split(";")[1:] for face_id, line in zip(ids, truth)}
+    for face_id, codes in given.items():
+        store.set(face_id, dict(zip(schema.label_names, codes)))
+    store.set(ids[4], drop=True)
     store.close()
+    lines = labels.read_text().splitlines()
+    assert lines[0] == "face_nr;sex;glasses;hat;beard;smile;drop;image"
+    assert lines[1] == ";".join([ids[0], *given[ids[0]], "", f"../crops/{ids[0]}.jpg"])
+    out = prepare_dataset(schema, labels, tmp_path / "prepared", config=PrepareConfig(images="files"))
+    prepared = Dataset.load(out)
+    assert sorted(prepared.faces["source_id"]) == sorted(set(ids) - {ids[4]})
+    row = prepared.faces.set_index("source_id").loc[ids[0]]
+    assert row["sex"] == int(given[ids[0]][0] == "M") and row["smile"] == int(given[ids[0]][4] == "Y")
 
 
 # -- runs, files and paths ---------------------------------------------------------------------

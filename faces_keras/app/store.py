@@ -11,8 +11,9 @@ reads the file back: labelling resumes where it stopped.
 The file is in the format the schema reads; for the delimited (grid) schema
 that is the original's ``face_nr;sex;glasses;hat;beard;smile`` CSV, with one
 extra ``drop`` column (``Y`` for a face to leave out), which ``prepare``
-honours. Rows are written for the faces that have at least one value or a drop
-mark, in face order.
+honours, and for a folder of crops an ``image`` column (the file, relative to
+the labels file; ``prepare --images files`` reads it). Rows are written for the
+faces that have at least one value or a drop mark, in face order.
 
 Two writers:
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import threading
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -44,6 +46,7 @@ from faces_keras.labels.schema import Label, Schema
 log = logging.getLogger(__name__)
 
 DROP_COLUMN = "drop"
+IMAGE_COLUMN = "image"  # crop folders: each face's file, relative to the labels file (prepare --images files)
 DROP_VALUE = "Y"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 _OPEN: set[Path] = set()  # labels files a store of this process holds
@@ -105,8 +108,8 @@ def label_codes(label: Label) -> list[str]:
                       "and multi-class labels")
 
 
-def _read_faces(folder: Path) -> tuple[list[str], list[str], Any]:
-    """Face ids, origins and a loader of one face's pixels, for a grid or crop folder."""
+def _read_faces(folder: Path) -> tuple[list[str], list[str], Any, list[Path] | None]:
+    """Face ids, origins, a loader of one face's pixels, and the image files (crop folders), for a folder."""
     from faces_keras.data.grids import GRID_NAME, cut_grids
 
     folder = Path(folder)
@@ -117,12 +120,12 @@ def _read_faces(folder: Path) -> tuple[list[str], list[str], Any]:
         pixels, origins = cut_grids(folder)
         ids = [str(o.number) for o in origins]
         where = [f"{Path(o.photo).name} row {o.row + 1} column {o.col + 1}" for o in origins]
-        return ids, where, lambda i: pixels[i]
+        return ids, where, lambda i: pixels[i], None
     if not files:
         raise LabelsError(f"{folder}: no grid photos and no face images (jpg/png/bmp) in it")
     from faces_keras.data.images import read_image
 
-    return [p.stem for p in files], [p.name for p in files], lambda i: read_image(files[i])
+    return [p.stem for p in files], [p.name for p in files], lambda i: read_image(files[i]), files
 
 
 class LabelStore:
@@ -166,7 +169,7 @@ class LabelStore:
                 log.info("%s: removing %s, left by a save that was interrupted", self.path, stale.name)
                 stale.unlink(missing_ok=True)
         try:
-            ids, origins, self._pixels = _read_faces(self.faces_dir)
+            ids, origins, self._pixels, self._files = _read_faces(self.faces_dir)
             self.faces = [Face(i, o) for i, o in zip(ids, origins)]
             self._index = {face.id: k for k, face in enumerate(self.faces)}
             if self.path.is_file():
@@ -303,12 +306,16 @@ class LabelStore:
         """The labels file's text as :meth:`save` writes it."""
         out = io.StringIO()
         d = self.delimiter
-        out.write(d.join([self.id_column, *self._columns(), DROP_COLUMN]) + "\n")
-        for face in self.faces:
+        images = self._files is not None  # crops: the image column, relative to the labels file
+        out.write(d.join([self.id_column, *self._columns(), DROP_COLUMN] + ([IMAGE_COLUMN] if images else [])) + "\n")
+        for k, face in enumerate(self.faces):
             if not face.labelled:
                 continue
             cells = [face.id] + [face.values.get(name, "") for name in self.schema.label_names]
-            out.write(d.join(cells + [DROP_VALUE if face.drop else ""]) + "\n")
+            cells.append(DROP_VALUE if face.drop else "")
+            if images:
+                cells.append(os.path.relpath(self._files[k].absolute(), self.path.absolute().parent))
+            out.write(d.join(cells) + "\n")
         return out.getvalue()
 
     def save(self) -> None:

@@ -33,6 +33,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".webp")
 MISSING_TOKENS = ("", "?", "-", "NA", "na", "nan")
 MAX_AGE = 120  # UTKFace's ages run 0 to 116; a larger one is a malformed name
 DROP_COLUMN, DROP_TOKENS = "drop", ("Y", "YES", "1", "TRUE")  # delimited files: faces to leave out
+IMAGE_COLUMN = "image"  # delimited files: an optional image file per face, relative to the labels file
 
 
 def read_text_lines(path: Path) -> list[str]:
@@ -157,6 +158,7 @@ def load_delimited(schema: Schema, path: Path) -> pd.DataFrame:
     index = {name: header.index(name) for name in wanted}
     # An optional drop column (the labelling app's): a face marked Y is left out.
     drop_at = header.index(DROP_COLUMN) if DROP_COLUMN in header and DROP_COLUMN not in wanted else None
+    image_at = header.index(IMAGE_COLUMN) if IMAGE_COLUMN in header and IMAGE_COLUMN not in wanted else None
     rows, seen, dropped = [], {}, []
     for lineno, line in enumerate(lines[1:], start=2):
         if not line.strip():
@@ -174,7 +176,8 @@ def load_delimited(schema: Schema, path: Path) -> pd.DataFrame:
         if drop_at is not None and cells[drop_at].upper() in DROP_TOKENS:
             dropped.append(face_id)
             continue
-        row = {"id": face_id, "image": ""}
+        image = cells[image_at] if image_at is not None else ""
+        row = {"id": face_id, "image": str(path.parent / image) if image else ""}
         for label in schema.labels:
             raw = cells[index[label.source or label.name]]
             if label.kind == "binary":
