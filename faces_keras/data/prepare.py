@@ -166,11 +166,11 @@ def _file_faces(labels: pd.DataFrame, config: PrepareConfig):
         with get_context("fork").Pool(workers, initializer=_init_worker,
                                       initargs=(detector, config.detect_max_side)) as pool:
             for fid, face, note, found in tqdm(pool.imap(_load_one, tasks, chunksize=64), total=len(tasks),
-                                               desc=desc, unit="face", leave=False):
+                                               desc=desc, unit="face", leave=False, disable=None):
                 results[fid] = (face, note, found)
     else:
         _init_worker(detector, config.detect_max_side)
-        for task in tqdm(tasks, desc=desc, unit="face", leave=False):
+        for task in tqdm(tasks, desc=desc, unit="face", leave=False, disable=None):
             fid, face, note, found = _load_one(task)
             results[fid] = (face, note, found)
     dropped = [{"id": fid, "reason": note} for fid, (face, note, _) in results.items() if face is None]

@@ -136,7 +136,7 @@ def embed_faces(model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     chunk = 1024
     parts = [encoder.predict(images[s:s + chunk].astype("float32"), batch_size=batch_size, verbose=0)
              for s in tqdm(range(0, len(images), chunk), desc="embed", unit="chunk", leave=False,
-                           disable=len(images) <= chunk)]
+                           disable=True if len(images) <= chunk else None)]
     vectors = np.concatenate(parts).astype("float32")
     return vectors.reshape(len(images), -1)
 

@@ -33,6 +33,7 @@ import glob
 import io
 import logging
 import os
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -630,28 +631,41 @@ def predict_photos(run_or_model: str | Path | FaceModel, photos: Sequence[str | 
     out = Path(config.out)
     result = PredictResult(out, out / CSV_NAME, out / JSON_NAME, schema, photos=len(paths))
     with folder_lock(out, "predictions folder"):
+        created = not out.exists()
         out.mkdir(parents=True, exist_ok=True)
-        existing = read_predictions_csv(result.csv, schema) if result.csv.is_file() else []
-        done = {row[0] for row in existing}
-        todo = [p for p in paths if p not in done]
-        result.resumed = len(paths) - len(todo)
-        if result.resumed:
-            log.info("%s: %d of %d photo(s) already predicted; resuming with %d", result.csv,
-                     result.resumed, len(paths), len(todo))
-        workers = config.workers or os.cpu_count() or 1
-        fresh = not existing and not (result.csv.is_file() and result.csv.stat().st_size)
-        with open(result.csv, "a", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            if fresh:
-                writer.writerow(csv_header(schema))
-                handle.flush()
-            _stream(model, todo, config, workers, writer, handle, result)
-        rows = read_predictions_csv(result.csv, schema)
-        write_json(result.json, {"schema": schema.name, "photos": _json_records(rows, schema)})
+        try:
+            _predict_into(model, paths, config, result)
+        except BaseException:
+            # A call that fails before its first row (a model that does not load) leaves no folder behind.
+            if created and not result.predictions:
+                shutil.rmtree(out, ignore_errors=True)
+            raise
     result.seconds = time.perf_counter() - started
     log.info("predicted %d photo(s), %d face(s) in %.1f s", len(result.predictions), result.faces,
              result.seconds)
     return result
+
+
+def _predict_into(model: FaceModel, paths: list[str], config: PredictConfig, result: PredictResult) -> None:
+    """Resume or start predictions.csv in ``result.out`` (locked by the caller), then predictions.json."""
+    schema = model.schema
+    existing = read_predictions_csv(result.csv, schema) if result.csv.is_file() else []
+    done = {row[0] for row in existing}
+    todo = [p for p in paths if p not in done]
+    result.resumed = len(paths) - len(todo)
+    if result.resumed:
+        log.info("%s: %d of %d photo(s) already predicted; resuming with %d", result.csv,
+                 result.resumed, len(paths), len(todo))
+    workers = config.workers or os.cpu_count() or 1
+    fresh = not existing and not (result.csv.is_file() and result.csv.stat().st_size)
+    with open(result.csv, "a", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        if fresh:
+            writer.writerow(csv_header(schema))
+            handle.flush()
+        _stream(model, todo, config, workers, writer, handle, result)
+    rows = read_predictions_csv(result.csv, schema)
+    write_json(result.json, {"schema": schema.name, "photos": _json_records(rows, schema)})
 
 
 def _stream(model: FaceModel, todo: list[str], config: PredictConfig, workers: int, writer, handle,
@@ -690,7 +704,7 @@ def _stream(model: FaceModel, todo: list[str], config: PredictConfig, workers: i
         waiting = 0
 
     try:
-        with tqdm(total=len(todo), desc="predict", unit="photo", leave=False) as bar:
+        with tqdm(total=len(todo), desc="predict", unit="photo", leave=False, disable=None) as bar:
             for found in _found_stream(todo, config, model.faces, workers):
                 pending.append(found)
                 if found.crops is not None:
