@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from faces_keras.errors import ConfigError
 from faces_keras.settings import setting, validate
+from faces_keras.training.config import TrainConfig
 
 # The search objectives and whether lower or higher is better.
 OBJECTIVES = ("val_auc", "val_loss", "val_mean_f1")  # which way each improves: faces_keras.monitors
@@ -59,7 +60,7 @@ class TuneConfig:
     hyperband_iterations: int = setting(1, at_least=1, flag="--iterations", metavar="N", help="Hyperband iterations")
     executions_per_trial: int = setting(1, at_least=1, cli=False,
                                         help="models trained per trial (their objective is averaged)")
-    batch_size: int = setting(64, at_least=1, help="faces per training step")
+    batch_size: int = setting(TrainConfig.batch_size, at_least=1, help="faces per training step (training's default)")
     seed: int = setting(0, help="seed of the search, its trials and the retraining")
     directory: str = setting("searches", flag="--out", metavar="FOLDER", help="folder of search directories")
     project_name: str | None = setting(None, flag="--project", metavar="NAME",
