@@ -205,6 +205,99 @@ def test_a_folder_of_face_crops_is_labelled_by_file_name_and_prepare_reads_the_i
     assert row["sex"] == int(given[ids[0]][0] == "M") and row["smile"] == int(given[ids[0]][4] == "Y")
 
 
+def _tree_digest(folder):
+    import hashlib
+
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_prepared_dataset_is_labelled_beside_it_and_prepare_rebuilds_it_from_the_corrections(tmp_path, grids):
+    import cv2
+    import numpy as np
+
+    from faces_keras.data.prepare import PrepareConfig, prepare_dataset
+    from faces_keras.data.store import Dataset
+
+    # 30 real grid faces, one value missing, the training split augmented (zoomed copies must not be shown)
+    lines = (grids / "faces-labels.csv").read_text().splitlines()[:31]
+    cells = lines[3].split(";")
+    cells[3] = ""  # face 3 has no hat value
+    lines[3] = ";".join(cells)
+    (tmp_path / "in.csv").write_text("\n".join(lines) + "\n")
+    dataset = prepare_dataset(load_schema("grids"), tmp_path / "in.csv", tmp_path / "ds", photos=grids,
+                              config=PrepareConfig(limit=30, augment=("identity", "zoom")))
+    before = Dataset.load(dataset)
+    assert (before.faces["augmentation"] == "zoom").any()  # the test covers augmented copies
+    source = before.faces[before.faces["augmentation"] == "identity"].set_index("source_id")
+    digest = _tree_digest(dataset)
+    typed = {line.split(";")[0]: line.split(";")[1:] for line in lines[1:]}
+    names = load_schema("grids").label_names
+
+    labels = tmp_path / "work" / "labels.csv"
+    app = create_app(AppConfig(faces=str(dataset), labels=str(labels)))
+    with TestClient(app) as c:
+        index = c.get("/api/labels").json()
+        assert index["kind"] == "dataset" and index["schema_file"] == str(tmp_path / "work" / "labels.schema.yaml")
+        assert index["ids"] == [str(i) for i in range(1, 31)]  # the source faces only, in number order
+        assert index["progress"] == {"labelled": 29, "dropped": 0, "total": 30}  # face 3 lacks its hat
+        for face_id, codes in typed.items():  # pre-filled with the dataset's values; the missing one stays empty
+            face = c.get(f"/api/labels/faces/{face_id}").json()
+            assert face["values"] == dict(zip(names, codes)), face_id
+        assert c.get("/api/labels?unlabelled=1").json()["ids"] == ["3"]
+        png = c.get("/api/labels/faces/12/image.png")
+        shown = cv2.imdecode(np.frombuffer(png.content, np.uint8), cv2.IMREAD_GRAYSCALE)
+        assert np.array_equal(shown, before.images[source.loc["12", "index"]][..., 0])
+        # change two labels and drop one face, as the page does
+        sex = {"F": "M", "M": "F"}[typed["5"][0]]
+        smile = {"N": "Y", "Y": "N"}[typed["9"][4]]
+        assert c.put("/api/labels/faces/5", json={"values": {"sex": sex}, "version": 0}).status_code == 200
+        assert c.put("/api/labels/faces/9", json={"values": {"smile": smile}, "version": 0}).status_code == 200
+        r = c.put("/api/labels/faces/17", json={"drop": True, "version": 0})
+        assert r.json()["progress"] == {"labelled": 29, "dropped": 1, "total": 30}
+    app.state.store.close()
+
+    header, rows = _csv_rows(labels)
+    assert header == ["face_nr", *names, "drop", "image"]
+    on_disk = {r[0]: r for r in rows}
+    assert list(on_disk) == [str(i) for i in range(1, 31)]  # every source face keeps its row
+    assert on_disk["5"][1] == sex and on_disk["9"][5] == smile and on_disk["3"][3] == ""
+    assert [r[0] for r in rows if r[6] == "Y"] == ["17"]
+    assert on_disk["12"][7] == "labels-faces/12.png" and (labels.parent / "labels-faces" / "12.png").is_file()
+    assert _tree_digest(dataset) == digest  # the prepared dataset is never written
+    assert not list(labels.parent.glob(".*.tmp*"))
+
+    # prepare reads the corrections back with the schema written beside them
+    again = Dataset.load(prepare_dataset(load_schema(tmp_path / "work" / "labels.schema.yaml"), labels,
+                                         tmp_path / "again"))
+    rebuilt = again.faces.set_index("source_id")
+    assert sorted(rebuilt.index, key=int) == [str(i) for i in range(1, 31) if i != 17]
+    assert rebuilt.loc["5", "sex"] == int(sex == "M") and rebuilt.loc["9", "smile"] == int(smile == "Y")
+    assert rebuilt.loc["3", "hat"] == -1
+    for face_id in rebuilt.index:
+        for name in names:
+            if (face_id, name) not in (("5", "sex"), ("9", "smile")):
+                assert rebuilt.loc[face_id, name] == source.loc[face_id, name], (face_id, name)
+        assert np.array_equal(again.images[rebuilt.loc[face_id, "index"]],
+                              before.images[source.loc[face_id, "index"]])  # the same pixels
+
+    # reopening resumes from the labels file and reuses the crops; another dataset's crops are refused
+    crops_digest = _tree_digest(labels.parent / "labels-faces")
+    store = LabelStore(None, dataset, labels)
+    assert store.face("5").values["sex"] == sex and store.face("17").drop
+    store.close()
+    assert _tree_digest(labels.parent / "labels-faces") == crops_digest
+    other = prepare_dataset(load_schema("grids"), tmp_path / "in.csv", tmp_path / "other", photos=grids,
+                            config=PrepareConfig(limit=20))
+    with pytest.raises(FacesKerasError, match="labels-faces: holds face crops, but not those of"):
+        LabelStore(None, other, labels)
+    with pytest.raises(FacesKerasError, match="inside the prepared dataset"):
+        LabelStore(None, dataset, dataset / "labels.csv")
+    with pytest.raises(FacesKerasError, match="carries its own schema"):
+        LabelStore(load_schema("utkface"), dataset, tmp_path / "u.csv")
+    assert AppConfig(faces=str(dataset)).labels_path == tmp_path / "ds-labels.csv"  # beside it, not inside
+
+
 # -- runs, files and paths ---------------------------------------------------------------------
 
 def test_runs_pages_and_files_stay_inside_the_served_folders(tiny_run, tmp_path):
@@ -371,3 +464,23 @@ def test_the_pages_fetch_nothing_from_the_network(grids, tmp_path):
     for text in texts:
         assert not re.search(r"(src|href)=[\"']?(https?:)?//|url\((https?:)?//|@import|fetch\([\"']https?:", text)
         assert "googleapis" not in text and "cdn" not in text.lower()
+
+
+def test_the_labelling_schema_of_a_prepared_dataset_is_delimited_with_letters_for_every_binary_label():
+    from faces_keras.app.prepared import encoded_to_code, labelling_schema
+    from faces_keras.labels.sources import _encode_binary_char
+
+    celeba = load_schema("celeba")  # CelebA's 1/-1 attributes, beard = not No_Beard, detected crops
+    schema = labelling_schema(celeba, "data/celeba")
+    assert (schema.format, schema.options) == ("delimited", {"delimiter": ";", "id_column": "face_nr",
+                                                             "images": "files"})
+    assert schema.label_names == celeba.label_names
+    assert [(lab.negative, lab.positive) for lab in schema.labels] == [("F", "M")] + [("N", "Y")] * 4
+    for label in schema.labels:  # a dataset's encoded value goes out as a code that reads back as the same value
+        assert [_encode_binary_char(label, encoded_to_code(label, v), "x") for v in (0, 1)] == [0, 1]
+        assert encoded_to_code(label, -1) == ""
+    utk = load_schema("utkface").select(["race", "age_band"])  # codes; bands written as class codes
+    race, band = labelling_schema(utk, "data/utk").labels
+    assert encoded_to_code(race, 2) == "2" and encoded_to_code(band, 3) == "20-29" and not band.bands
+    with pytest.raises(FacesKerasError, match="'age' is a regression label"):
+        labelling_schema(load_schema("utkface"), "data/utk")

@@ -22,9 +22,11 @@ class AppConfig:
     Args:
         host: the address to listen on; anything but localhost needs ``--host`` given explicitly.
         port: the TCP port.
-        faces: a folder of grid photos or face crops to label.
-        labels: the labels file the labelling page reads and writes (default ``<faces>/labels.csv``).
-        schema: the schema (name or YAML file) of the labels.
+        faces: a folder of grid photos, face crops, or a prepared dataset to label.
+        labels: the labels file the labelling page reads and writes (default ``<faces>/labels.csv``;
+            for a prepared dataset ``<dataset>-labels.csv`` beside it).
+        schema: the schema (name or YAML file) of the labels; default ``grids``, or a prepared
+            dataset's own.
         runs: folders of run directories (or runs) to try and look at.
         max_upload_mb: the largest photo upload accepted.
         detector: the face detector for try-a-model.
@@ -33,11 +35,13 @@ class AppConfig:
     host: str = setting("127.0.0.1", help="address to listen on (default localhost only); another address "
                                           "serves the labels and runs to anyone who can reach it")
     port: int = setting(8000, at_least=1, at_most=65535, help="TCP port")
-    faces: str | None = setting(None, metavar="DIR", help="folder of grid photos (as prepare cuts them) or "
-                                                          "face crops to label")
-    labels: str | None = setting(None, metavar="FILE", help="labels file to read and write "
-                                                            "(default <faces>/labels.csv)")
-    schema: str = setting("grids", help="schema of the labels (a name in datasets/ or a YAML file)")
+    faces: str | None = setting(None, metavar="DIR", help="folder of grid photos (as prepare cuts them), "
+                                                          "face crops, or a prepared dataset to label")
+    labels: str | None = setting(None, metavar="FILE", help="labels file to read and write (default "
+                                                            "<faces>/labels.csv; <dataset>-labels.csv beside "
+                                                            "a prepared dataset)")
+    schema: str | None = setting(None, help="schema of the labels (a name in datasets/ or a YAML file; "
+                                            "default grids, or a prepared dataset's own)")
     runs: tuple[str, ...] = setting((), flag="--runs", metavar="DIR",
                                     help="folder of run directories (or one run) to try and look at; repeatable")
     max_upload_mb: float = setting(10.0, above=0, help="largest photo upload accepted, in MB")
@@ -50,7 +54,13 @@ class AppConfig:
     def labels_path(self) -> Path | None:
         if self.labels:
             return Path(self.labels)
-        return Path(self.faces) / "labels.csv" if self.faces else None
+        if not self.faces:
+            return None
+        from faces_keras.app.prepared import default_labels_path, is_prepared_dataset
+
+        if is_prepared_dataset(self.faces):  # never inside the dataset
+            return default_labels_path(self.faces)
+        return Path(self.faces) / "labels.csv"
 
 
 def is_loopback(host: str) -> bool:

@@ -7,7 +7,8 @@ nothing is fetched from the network at run time.
 JSON API (what other programs use):
 
 * ``GET /api/labels`` the schema's labels and keys, progress, the face ids (``?unlabelled=1``,
-  ``?label=sex&value=F`` filter them);
+  ``?label=sex&value=F`` filter them), what was opened (``kind``: grids, crops or dataset) and, for a
+  prepared dataset, the ``schema_file`` written beside the labels;
 * ``GET /api/labels/faces/{id}``, ``GET /api/labels/faces/{id}/image.png``;
 * ``PUT /api/labels/faces/{id}`` ``{"values": {label: code}, "drop": bool, "version": n}``: saved at once;
   409 with the face's current values when ``version`` is stale (another tab changed it);
@@ -64,9 +65,12 @@ def create_app(config: AppConfig, *, store=None):
     from faces_keras.app.store import LabelStore
 
     if store is None and config.faces:
+        from faces_keras.app.prepared import is_prepared_dataset
         from faces_keras.labels import load_schema
 
-        store = LabelStore(load_schema(config.schema), config.faces, config.labels_path)
+        schema = config.schema or (None if is_prepared_dataset(config.faces) else "grids")
+        store = LabelStore(schema and load_schema(schema), config.faces, config.labels_path)
+
     @asynccontextmanager
     async def lifespan(app):
         yield
@@ -142,6 +146,7 @@ def _label_routes(app) -> None:
     def labels_index(unlabelled: bool = False, label: str | None = None, value: str | None = None):
         store = _store(app)
         return {"schema": store.schema.name, "file": str(store.path), "faces_folder": str(store.faces_dir),
+                "kind": store.kind, "schema_file": str(store.schema_file) if store.schema_file else None,
                 "labels": [{"name": lab.name, "kind": lab.kind, "codes": label_codes(lab),
                             "names": lab.value_names() if lab.kind == "binary" else list(lab.classes)}
                            for lab in store.schema.labels],

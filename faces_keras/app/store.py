@@ -1,8 +1,9 @@
 """The labelling store: one labels file, the faces it describes, and crash-safe saves.
 
 A :class:`LabelStore` holds the faces of one folder (grid photos cut as
-``prepare`` cuts them, or a folder of face crops) and the labels given to them
-so far. Every change rewrites the labels file whole, through
+``prepare`` cuts them, a folder of face crops, or a prepared dataset: see
+:mod:`faces_keras.app.prepared`) and the labels given to them so far. Every
+change rewrites the labels file whole, through
 :func:`faces_keras.io.atomic_write_text` (a temporary file beside it, then a
 rename), so a server killed at any moment leaves either the file before the
 keystroke or the file after it, never a part of one. Opening the store again
@@ -13,7 +14,10 @@ that is the original's ``face_nr;sex;glasses;hat;beard;smile`` CSV, with one
 extra ``drop`` column (``Y`` for a face to leave out), which ``prepare``
 honours, and for a folder of crops an ``image`` column (the file, relative to
 the labels file; ``prepare --images files`` reads it). Rows are written for the
-faces that have at least one value or a drop mark, in face order.
+faces that have at least one value or a drop mark, in face order; for a
+prepared dataset, whose source faces are written out once as PNG crops beside
+the labels file, for every face (pre-filled with the dataset's values), with the
+``image`` column, and a delimited schema beside it that ``prepare`` reads them with.
 
 Two writers:
 
@@ -132,26 +136,32 @@ class LabelStore:
     """The faces of one folder and their labels file, saved atomically after every change.
 
     Args:
-        schema: the labels to give (binary and multi-class ones get keys).
-        faces: the folder of grid photos (``faces<i>-<cols>x<rows>-...png``) or face crops.
-        labels: the labels file to read (if it exists) and write.
+        schema: the labels to give (binary and multi-class ones get keys). For a
+            prepared dataset ``None`` (it carries its own schema, labelled with
+            :func:`faces_keras.app.prepared.labelling_schema`); a schema given
+            with one must have the same labels.
+        faces: the folder of grid photos (``faces<i>-<cols>x<rows>-...png``), face
+            crops, or a prepared dataset (``images.npy``, ``faces.csv``,
+            ``manifest.json``; read, never written).
+        labels: the labels file to read (if it exists) and write. For a prepared
+            dataset it must lie outside the dataset; its first opening writes the
+            source faces to ``<labels stem>-faces/``, the schema to
+            ``<labels stem>.schema.yaml`` and the file itself, with the dataset's values.
         lock: hold the labels file's one-writer lock while the store is open
             (a second server on the same file is refused).
 
     Raises:
         LabelsError: the faces folder is missing or empty, the labels file does
-            not fit the schema, or names faces the folder does not hold.
+            not fit the schema, or names faces the folder does not hold; a
+            prepared dataset's labels file inside it, or its crops folder is
+            another dataset's.
+        DatasetError: the prepared dataset is damaged.
         FolderLockedError: another process has the labels file open.
     """
 
-    def __init__(self, schema: Schema, faces: str | Path, labels: str | Path, *, lock: bool = True):
-        self.schema = schema
+    def __init__(self, schema: Schema | None, faces: str | Path, labels: str | Path, *, lock: bool = True):
         self.faces_dir = Path(faces)
         self.path = Path(labels)
-        for label in schema.labels:
-            label_codes(label)  # refuses a regression label up front
-        self.delimiter = schema.options.get("delimiter", ";")
-        self.id_column = schema.options.get("id_column", "face_nr")
         self._lock = threading.RLock()
         self._exit = ExitStack()
         if lock:
@@ -169,11 +179,45 @@ class LabelStore:
                 log.info("%s: removing %s, left by a save that was interrupted", self.path, stale.name)
                 stale.unlink(missing_ok=True)
         try:
-            ids, origins, self._pixels, self._files = _read_faces(self.faces_dir)
+            from faces_keras.app.prepared import is_prepared_dataset, open_prepared, schema_path
+
+            self.kind = "dataset" if is_prepared_dataset(self.faces_dir) else None
+            self.schema_file: Path | None = None
+            prefill: list[dict[str, str]] = []
+            if self.kind == "dataset":
+                prepared = open_prepared(self.faces_dir, self.path)
+                if schema is not None and schema.label_names != prepared.schema.label_names:
+                    raise LabelsError(f"{self.faces_dir}: a prepared dataset carries its own schema (labels "
+                                      f"{prepared.schema.label_names}); schema {schema.name!r} has "
+                                      f"{schema.label_names}: leave out --schema")
+                schema, self.schema_file = prepared.schema, schema_path(self.path)
+                from faces_keras.data.images import read_image
+
+                files = prepared.files
+                ids, origins, self._pixels, self._files = (prepared.ids, prepared.origins,
+                                                           lambda i: read_image(files[i]), files)
+                prefill = prepared.values
+            else:
+                if schema is None:
+                    raise LabelsError(f"{self.faces_dir}: grid photos and face crops need a schema "
+                                      "(--schema); only a prepared dataset carries its own")
+                ids, origins, self._pixels, self._files = _read_faces(self.faces_dir)
+                self.kind = "crops" if self._files is not None else "grids"
+            self.schema = schema
+            for label in schema.labels:
+                label_codes(label)  # refuses a regression label up front
+            self.delimiter = schema.options.get("delimiter", ";")
+            self.id_column = schema.options.get("id_column", "face_nr")
             self.faces = [Face(i, o) for i, o in zip(ids, origins)]
             self._index = {face.id: k for k, face in enumerate(self.faces)}
             if self.path.is_file():
                 self._read()
+            elif self.kind == "dataset":  # a prepared dataset's first opening: its values, saved at once
+                for face, values in zip(self.faces, prefill):
+                    face.values = dict(values)
+                self.save()
+                log.info("%s: %d faces of %s with their values; prepare reads it with --schema %s", self.path,
+                         len(self.faces), self.faces_dir, self.schema_file)
         except BaseException:
             self._exit.close()
             raise
@@ -309,7 +353,7 @@ class LabelStore:
         images = self._files is not None  # crops: the image column, relative to the labels file
         out.write(d.join([self.id_column, *self._columns(), DROP_COLUMN] + ([IMAGE_COLUMN] if images else [])) + "\n")
         for k, face in enumerate(self.faces):
-            if not face.labelled:
+            if not face.labelled and self.kind != "dataset":  # a dataset's every face keeps its row
                 continue
             cells = [face.id] + [face.values.get(name, "") for name in self.schema.label_names]
             cells.append(DROP_VALUE if face.drop else "")

@@ -10,8 +10,8 @@ from faces_keras.cli.flags import add_settings, settings_from
 
 def register(sub) -> None:
     p = sub.add_parser("app", help="local web app: label faces by key, try a run on photos, look at runs",
-                       description="Serve the labelling page (a folder of grid photos or face crops and its "
-                                   "labels file, saved after every key), try-a-model (upload photos, boxes, "
+                       description="Serve the labelling page (a folder of grid photos, face crops or a prepared "
+                                   "dataset, and its labels file, saved after every key), try-a-model (upload photos, boxes, "
                                    "labels, threshold sliders) and the run pages, with a JSON API beside "
                                    "them. Listens on localhost unless --host is given.")
     add_settings(p, AppConfig)
