@@ -315,7 +315,7 @@ def augment_offline(
     if progress:
         from tqdm.auto import tqdm
 
-        indices = tqdm(indices, total=count, desc="augmenting", unit="face", disable=None)
+        indices = tqdm(indices, total=count, desc="augmenting", unit="face")
     for index in indices:
         for offset, combination in enumerate(parsed):
             outputs[index * per_image + offset] = apply_combination(
