@@ -55,6 +55,29 @@ def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text())
 
 
+def to_jsonable(value: Any) -> Any:
+    """``value`` with tables, arrays and numpy scalars turned into lists, dicts and numbers.
+
+    Args:
+        value: a pandas DataFrame (-> a list of row dicts), a dict of such values, a numpy
+            array or scalar, or anything else (returned as it is).
+
+    Returns:
+        The value as plain Python that :func:`json.dumps` writes.
+    """
+    import numpy as np
+
+    if hasattr(value, "to_dict") and hasattr(value, "columns"):  # a DataFrame, without importing pandas
+        return value.to_dict(orient="records")
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 def _json_default(value: Any) -> Any:
     import numpy as np
 

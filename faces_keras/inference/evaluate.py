@@ -47,7 +47,7 @@ import pandas as pd
 from faces_keras.data.store import MANIFEST as DATASET_MANIFEST
 from faces_keras.data.store import Dataset
 from faces_keras.errors import DatasetError, RunError, SchemaError
-from faces_keras.io import atomic_dir, atomic_write_text, write_json
+from faces_keras.io import atomic_dir, atomic_write_text, to_jsonable, write_json
 from faces_keras.labels.heads import Head, make_targets, plan_heads
 from faces_keras.labels.schema import MISSING, Label, Schema, load_schema
 from faces_keras.locking import folder_lock
@@ -509,7 +509,7 @@ def score_heads(schema: Schema, heads: list[Head], outputs: dict[str, np.ndarray
             out = {"kind": "multiclass", "note": "arg-max over classes, no threshold", "splits": {}}
             for group, mask in groups.items():
                 result = multiclass_metrics(y_true[mask].astype(int), y_out[mask], list(label.classes))
-                out["splits"][group] = _jsonable(result)
+                out["splits"][group] = to_jsonable(result)
                 multiclass_rows.append({"split": group, "label": label.name, "n": result["n"],
                                         "accuracy": result["accuracy"], "macro_f1": result["macro_f1"]})
                 class_tables.append((f"{label.name} ({group})", result["per_class"]))
@@ -517,7 +517,7 @@ def score_heads(schema: Schema, heads: list[Head], outputs: dict[str, np.ndarray
             out = {"kind": "regression", "splits": {}}
             for group, mask in groups.items():
                 result = regression_metrics(y_true[mask][:, 0], y_out[mask][:, 0])
-                out["splits"][group] = _jsonable(result)
+                out["splits"][group] = to_jsonable(result)
                 regression_rows.append({"split": group, "label": head.name, **result})
         heads_out[head.name] = out
     table = pd.concat(binary_tables, ignore_index=True) if binary_tables else pd.DataFrame()
@@ -593,18 +593,6 @@ def _relocate(report: Any, built: Path, final: Path) -> Any:
         if isinstance(value, Path) and (value == built or built in value.parents):
             changes[key] = final / value.relative_to(built)
     return replace(report, **changes) if changes else report
-
-
-def _jsonable(value):
-    if isinstance(value, pd.DataFrame):
-        return value.to_dict(orient="records")
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 __all__ = ["EvaluateConfig", "EvaluationResult", "LabelledSet", "evaluate_run_on", "label_mapping",

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from faces_keras.io import atomic_write_text, write_json
+from faces_keras.io import atomic_write_text, to_jsonable, write_json
 from faces_keras.labels.heads import plan_heads
 from faces_keras.thresholds.tune import ThresholdConfig
 from faces_keras.rundir import METRICS_CSV, METRICS_JSON, THRESHOLDS, RunDir
@@ -69,12 +69,12 @@ def tune_run_thresholds(run: RunDir, config: ThresholdConfig | None = None, *,
             for split in ("val", "test"):
                 result = multiclass_metrics(preds[f"{split}/{head.name}/true"].astype(int),
                                             preds[f"{split}/{head.name}"], list(label.classes))
-                head_out[split] = _jsonable(result)
+                head_out[split] = to_jsonable(result)
             metrics["heads"][head.name] = head_out
         else:
             head_out = {"kind": "regression"}
             for split in ("val", "test"):
-                head_out[split] = _jsonable(regression_metrics(preds[f"{split}/{head.name}/true"][:, 0],
+                head_out[split] = to_jsonable(regression_metrics(preds[f"{split}/{head.name}/true"][:, 0],
                                                                preds[f"{split}/{head.name}"][:, 0]))
             metrics["heads"][head.name] = head_out
     write_json(run / METRICS_JSON, metrics)
@@ -97,18 +97,6 @@ def _read_previous(run: RunDir) -> dict[str, Any]:
         return {}
     old = read_json(path)
     return {k: v for k, v in old.items() if k != "heads"}
-
-
-def _jsonable(value):
-    if isinstance(value, pd.DataFrame):
-        return value.to_dict(orient="records")
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def _plot_history(run: RunDir) -> None:
