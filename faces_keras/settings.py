@@ -137,7 +137,8 @@ def _flag_of(f: dataclasses.Field, meta: Setting) -> str:
 _NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 
-def _split_optional(hint: Any) -> tuple[Any, bool]:
+def split_optional(hint: Any) -> tuple[Any, bool]:
+    """``(X, True)`` for a hint ``X | None``, else ``(hint, False)``."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -154,7 +155,7 @@ def coerce(value: Any, hint: Any, where: str, text: bool = False) -> Any:
     too: YAML 1.1 reads ``1e-3`` as a string. Anything else of the wrong kind
     raises :class:`ConfigError` naming ``where`` and what was expected.
     """
-    hint, optional = _split_optional(hint)
+    hint, optional = split_optional(hint)
     if value is None:
         if optional or hint is Any:
             return None

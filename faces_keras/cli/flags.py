@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from faces_keras.errors import ConfigError
-from faces_keras.settings import UNSET, check_value, coerce, describe_default, field_types, settings_of
+from faces_keras.settings import UNSET, check_value, coerce, describe_default, field_types, settings_of, split_optional
 
 
 def _one_line(exc: Exception) -> str:
@@ -107,11 +107,7 @@ def _dest(prefix: str, f: dataclasses.Field) -> str:
 
 
 def _scalar_type(hint: Any) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType")):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _scalar_type(args[0]) if len(args) == 1 else str
-    return hint
+    return split_optional(hint)[0]
 
 
 def _help(meta, f: dataclasses.Field) -> str:
