@@ -7,19 +7,22 @@ Layout::
                     origin (photo and cell, or file), then the encoded labels
     manifest.json   schema, preparation settings, sizes, counts, a checksum
 
-``images.npy`` is uncompressed on purpose: it loads (or memory-maps) in
-milliseconds, whereas a compressed ``.npz`` of the same CelebA faces takes
-about a second to inflate for a ~30% saving on a file that never enters the
-repository. A folder of PNGs would be 8,000 files to open per epoch.
+``images.npy`` is uncompressed on purpose: it memory-maps in milliseconds,
+so a dataset larger than memory is read a batch at a time
+(:class:`faces_keras.data.stream.FaceBatches`), whereas a compressed ``.npz``
+must be inflated whole. A folder of PNGs would be 200,000 files to open per
+epoch. It is written in chunks as faces arrive (:class:`ImagesWriter`) and
+hashed in chunks, so neither step holds every face in memory.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -32,16 +35,159 @@ from faces_keras.labels.schema import Schema, schema_from_dict
 IMAGES, FACES, MANIFEST = "images.npy", "faces.csv", "manifest.json"
 
 
-def checksum(array: np.ndarray) -> str:
-    """The first 16 hex digits of the SHA-256 of an array's bytes (the manifest's ``images_sha256``).
+CHUNK_BYTES = 64 << 20  # faces read, hashed and written per step: 64 MiB keeps memory flat at any size
+
+
+def chunk_rows(array_or_shape, chunk_bytes: int = CHUNK_BYTES) -> int:
+    """Rows of an image array that fit in ``chunk_bytes`` (at least one).
 
     Args:
-        array: any array; hashed in C order.
+        array_or_shape: an array, or the shape of one row.
+        chunk_bytes: the chunk size in bytes.
+
+    Returns:
+        The number of rows per chunk.
+    """
+    row = array_or_shape.shape[1:] if hasattr(array_or_shape, "shape") else tuple(array_or_shape)
+    return max(1, chunk_bytes // max(1, int(np.prod(row, dtype=np.int64))))
+
+
+def checksum(array: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> str:
+    """The first 16 hex digits of the SHA-256 of an array's bytes (the manifest's ``images_sha256``).
+
+    The array is hashed a chunk of rows at a time, so a memory-mapped file is
+    never read into memory whole; the digest is that of all its bytes in C
+    order, as one call on the whole array would give.
+
+    Args:
+        array: any array (a memory map included); hashed in C order.
+        chunk_bytes: bytes hashed per step.
 
     Returns:
         The hex digest, 16 characters.
     """
-    return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()[:16]
+    digest = hashlib.sha256()
+    if array.ndim == 0 or len(array) == 0:
+        digest.update(np.ascontiguousarray(array).data)
+        return digest.hexdigest()[:16]
+    step = chunk_rows(array, chunk_bytes)
+    for start in range(0, len(array), step):
+        digest.update(np.ascontiguousarray(array[start:start + step]).data)
+    return digest.hexdigest()[:16]
+
+
+class ImagesWriter:
+    """``images.npy`` written a chunk at a time, its checksum computed on the way.
+
+    The ``.npy`` header is written first for the final shape, then each chunk
+    is appended with plain file writes. (A writable ``open_memmap`` would do
+    the same, but its dirty pages count in the process's resident memory until
+    the kernel writes them back, so writing 200,000 faces through one would
+    look like holding them.) The count must be known up front; :meth:`close`
+    checks that exactly that many faces were written.
+
+    Args:
+        path: the file to write (inside a folder that is renamed into place
+            when whole, e.g. by :func:`faces_keras.io.atomic_dir`).
+        count: the number of faces the file will hold.
+        face_shape: ``(size, size, channels)``.
+    """
+
+    def __init__(self, path: str | Path, count: int, face_shape: tuple[int, ...]):
+        self.path, self.count, self.face_shape = Path(path), int(count), tuple(int(v) for v in face_shape)
+        self.written = 0
+        self._digest = hashlib.sha256()
+        self._file = open(self.path, "wb")
+        np.lib.format.write_array_header_1_0(self._file, {
+            "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
+            "shape": (self.count, *self.face_shape)})
+
+    def write(self, faces: np.ndarray) -> None:
+        """Append faces.
+
+        Args:
+            faces: uint8 ``(n, *face_shape)``.
+
+        Raises:
+            DatasetError: the faces have another shape or dtype, or more
+                faces than ``count`` would be written.
+        """
+        faces = np.ascontiguousarray(faces)
+        if faces.dtype != np.uint8 or faces.shape[1:] != self.face_shape:
+            raise DatasetError(f"{self.path}: expected uint8 faces of shape {self.face_shape}, "
+                               f"got {faces.dtype} {faces.shape[1:]}")
+        if self.written + len(faces) > self.count:
+            raise DatasetError(f"{self.path}: more than the {self.count} faces declared")
+        self._digest.update(faces.data)
+        self._file.write(faces.data)
+        self.written += len(faces)
+
+    def close(self) -> str:
+        """Finish the file (flushed to disk) and return its checksum.
+
+        Returns:
+            The 16-digit checksum of the faces (as :func:`checksum` gives).
+
+        Raises:
+            DatasetError: fewer faces were written than declared.
+        """
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        if self.written != self.count:
+            raise DatasetError(f"{self.path}: {self.written} faces written, {self.count} declared")
+        return self._digest.hexdigest()[:16]
+
+    def abort(self) -> None:
+        """Close without checks (the folder being built is discarded)."""
+        if not self._file.closed:
+            self._file.close()
+
+
+@dataclass
+class FaceChunks:
+    """Faces given to :func:`write_dataset` a chunk at a time, in their final order.
+
+    Args:
+        count: the number of faces.
+        face_shape: ``(size, size, channels)``.
+        chunks: a function returning an iterator of uint8 face arrays whose
+            lengths add up to ``count``.
+    """
+
+    count: int
+    face_shape: tuple[int, ...]
+    chunks: Any
+
+    @classmethod
+    def of(cls, images: np.ndarray) -> "FaceChunks":
+        """The chunks of an array (in memory or memory-mapped).
+
+        Args:
+            images: uint8 ``(N, size, size, C)``.
+
+        Returns:
+            The :class:`FaceChunks`.
+        """
+        step = chunk_rows(images)
+        return cls(len(images), tuple(images.shape[1:]),
+                   lambda: (images[i:i + step] for i in range(0, len(images), step)))
+
+    @classmethod
+    def rows(cls, images: np.ndarray, order: np.ndarray) -> "FaceChunks":
+        """Rows ``order`` of ``images``, in that order, gathered a chunk at a time.
+
+        Args:
+            images: uint8 faces, e.g. a memory-mapped scratch file.
+            order: row indices into ``images``.
+
+        Returns:
+            The :class:`FaceChunks`.
+        """
+        order = np.asarray(order, dtype=np.int64)
+        step = chunk_rows(images)
+        return cls(len(order), tuple(images.shape[1:]),
+                   lambda: (images[order[i:i + step]] for i in range(0, len(order), step)))
 
 
 def label_balance(frame: pd.DataFrame, schema: Schema) -> dict[str, dict[str, Any]]:
@@ -70,14 +216,15 @@ def label_balance(frame: pd.DataFrame, schema: Schema) -> dict[str, dict[str, An
     return out
 
 
-def write_dataset(out_dir: str | Path, images: np.ndarray, faces: pd.DataFrame, schema: Schema,
+def write_dataset(out_dir: str | Path, images: "np.ndarray | FaceChunks", faces: pd.DataFrame, schema: Schema,
                   settings: dict[str, Any], extra: dict[str, Any] | None = None,
                   overwrite: bool = False, writers=()) -> Path:
     """Write a prepared dataset folder; an interrupted write leaves no folder that looks whole.
 
     Args:
         out_dir: the dataset folder to write.
-        images: uint8 faces ``(N, size, size, C)``.
+        images: uint8 faces ``(N, size, size, C)``, or :class:`FaceChunks`
+            that give them a chunk at a time (a dataset larger than memory).
         faces: one row per face (``id``, ``source_id``, ``split``,
             ``augmentation``, ``origin``, ``file``, the encoded labels); an
             ``index`` column is added.
@@ -95,8 +242,9 @@ def write_dataset(out_dir: str | Path, images: np.ndarray, faces: pd.DataFrame, 
         DatasetError: ``images`` and ``faces`` differ in length.
         OutputExistsError: ``out_dir`` exists and ``overwrite`` is false.
     """
-    if len(images) != len(faces):
-        raise DatasetError(f"{len(images)} images but {len(faces)} face rows")
+    chunks = images if isinstance(images, FaceChunks) else FaceChunks.of(np.asarray(images))
+    if chunks.count != len(faces):
+        raise DatasetError(f"{chunks.count} images but {len(faces)} face rows")
     faces = faces.reset_index(drop=True).copy()
     faces.insert(0, "index", np.arange(len(faces)))
     manifest = {
@@ -104,15 +252,22 @@ def write_dataset(out_dir: str | Path, images: np.ndarray, faces: pd.DataFrame, 
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "schema": schema.to_dict(),
         "settings": settings,
-        "image_shape": list(images.shape[1:]),
-        "count": int(len(images)),
+        "image_shape": list(chunks.face_shape),
+        "count": int(chunks.count),
         "sources": int(faces["source_id"].nunique()),
-        "images_sha256": checksum(images),
+        "images_sha256": None,
         "balance": label_balance(faces, schema),
         **(extra or {}),
     }
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
-        np.save(tmp / IMAGES, images, allow_pickle=False)
+        writer = ImagesWriter(tmp / IMAGES, chunks.count, chunks.face_shape)
+        try:
+            for chunk in chunks.chunks():
+                writer.write(chunk)
+            manifest["images_sha256"] = writer.close()
+        except BaseException:
+            writer.abort()  # atomic_dir then discards the folder
+            raise
         faces.to_csv(tmp / FACES, index=False)
         for write in writers:  # extra files (detections.csv, boxes/) land atomically with the rest
             write(tmp)
@@ -158,7 +313,9 @@ class Dataset:
 
     Args:
         path: the dataset folder.
-        images: every face, uint8 ``(N, size, size, C)`` (C 1 gray or 3 RGB).
+        images: every face, uint8 ``(N, size, size, C)`` (C 1 gray or 3 RGB),
+            memory-mapped read-only from ``images.npy`` (rows are read from
+            disk when indexed; ``np.asarray(dataset.images)`` reads them all).
         faces: ``faces.csv``: one row per face, ``index`` into ``images``, its
             ids, split, augmentation, origin and encoded labels (regression
             labels float32, NaN missing).
@@ -201,7 +358,8 @@ class Dataset:
         expected = (f"expected a uint8 array of {count} faces of {'x'.join(map(str, shape))}; "
                     "prepare the dataset again")
         try:
-            images = np.load(path / IMAGES, allow_pickle=False)
+            # Memory-mapped: a batch is read when it is used, so a dataset larger than memory loads.
+            images = np.load(path / IMAGES, mmap_mode="r", allow_pickle=False)
         except (ValueError, EOFError, OSError) as exc:
             raise DatasetError(f"{path / IMAGES} is truncated or damaged ({_first_line(exc)}): {expected}") from None
         if images.dtype != np.uint8 or images.ndim != 4:
@@ -250,9 +408,28 @@ class Dataset:
         Raises:
             DatasetError: the split holds no face.
         """
+        rows = self.split_rows(name, augmented=augmented)
+        return self.images[rows], self.faces.iloc[rows].reset_index(drop=True)
+
+    def split_rows(self, name: str, *, augmented: bool = True) -> np.ndarray:
+        """Row numbers (into :attr:`images` and :attr:`faces`) of one split, in file order.
+
+        Reads no image: a split of a dataset larger than memory is streamed
+        from these (:class:`faces_keras.data.stream.FaceBatches`).
+
+        Args:
+            name: ``train``, ``val`` or ``test``.
+            augmented: include offline augmented faces (the default).
+
+        Returns:
+            An int64 array of row numbers.
+
+        Raises:
+            DatasetError: the split holds no face.
+        """
         mask = (self.faces["split"] == name).to_numpy()
         if not augmented:
             mask = mask & (self.faces["augmentation"] == "identity").to_numpy()
         if not mask.any():
             raise DatasetError(f"{self.path}: split {name!r} is empty")
-        return self.images[mask], self.faces[mask].reset_index(drop=True)
+        return np.flatnonzero(mask)

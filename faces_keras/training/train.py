@@ -35,28 +35,30 @@ from faces_keras.training.config import SCHEDULES, TrainConfig  # noqa: F401  (T
 
 @dataclass
 class TrainingData:
-    """Arrays of one dataset for one label selection.
+    """The three splits of one dataset for one label selection, faces read when used.
 
     Args:
-        dataset: the loaded dataset.
+        dataset: the loaded dataset (its images memory-mapped).
         heads: the heads planned for the selected labels, regression heads
             standardised on the training targets.
-        x: split name (``train``, ``val``, ``test``) to float32 faces
-            ``(N, size, size, C)``, 0-255.
+        x: split name (``train``, ``val``, ``test``) to that split's faces, a
+            :class:`~faces_keras.data.stream.FaceRows`: uint8
+            ``(N, size, size, C)``, read from disk a batch at a time.
+            ``np.asarray(data.x[split])`` reads a whole split.
         targets: split name to head name to targets (:func:`make_targets`).
         frames: split name to the split's rows of ``faces.csv``.
     """
 
     dataset: Dataset
     heads: list[Head]
-    x: dict[str, np.ndarray]
+    x: dict[str, Any]
     targets: dict[str, dict[str, np.ndarray]]
     frames: dict[str, Any]
 
     @classmethod
     def load(cls, dataset: Dataset, labels: tuple[str, ...] = (), max_train: int | None = None,
              seed: int = 0) -> "TrainingData":
-        """Load the three splits of ``dataset`` for ``labels``.
+        """Plan the heads and targets of ``dataset``'s three splits for ``labels``; no face is read yet.
 
         Args:
             dataset: the loaded dataset.
@@ -72,15 +74,17 @@ class TrainingData:
             SchemaError: a label is not in the dataset's schema.
             DatasetError: a split is empty.
         """
+        from faces_keras.data.stream import FaceRows
+
         schema = dataset.schema.select(list(labels))
         heads = plan_heads(schema)
         x, targets, frames = {}, {}, {}
         for split in ("train", "val", "test"):
-            images, frame = dataset.split(split)
-            if split == "train" and max_train and len(frame) > max_train:
-                keep = np.sort(np.random.default_rng(seed).choice(len(frame), max_train, replace=False))
-                images, frame = images[keep], frame.iloc[keep].reset_index(drop=True)
-            x[split] = images.astype("float32")
+            rows = dataset.split_rows(split)
+            if split == "train" and max_train and len(rows) > max_train:
+                rows = rows[np.sort(np.random.default_rng(seed).choice(len(rows), max_train, replace=False))]
+            frame = dataset.faces.iloc[rows].reset_index(drop=True)
+            x[split] = FaceRows(dataset.images, rows)
             frames[split] = frame
             targets[split] = make_targets(frame, heads)
         return cls(dataset, standardise_heads(heads, targets["train"]), x, targets, frames)
@@ -89,14 +93,35 @@ class TrainingData:
     def schema(self):
         return self.dataset.schema.select([name for h in self.heads for name in h.labels])
 
+    def batches(self, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0):
+        """One split as Keras batches of (faces, targets), cast to float32 a batch at a time.
 
-def predict_heads(model, x: np.ndarray, heads: list[Head], batch_size: int = 256,
+        Args:
+            split: ``train``, ``val`` or ``test``.
+            batch_size: faces per batch.
+            shuffle: a new order each epoch (training).
+            seed: seed of those orders.
+
+        Returns:
+            A :class:`~faces_keras.data.stream.FaceBatches`.
+        """
+        from faces_keras.data.stream import FaceBatches
+
+        return FaceBatches(self.x[split], fit_targets(self.targets[split], self.heads),
+                           batch_size=batch_size, shuffle=shuffle, seed=seed)
+
+
+def predict_heads(model, x, heads: list[Head], batch_size: int = 256,
                   tta_flip: bool = False) -> dict[str, np.ndarray]:
     """Probabilities (or values) per head, whatever the model's output structure.
 
+    Faces are cast to float32 a batch at a time, so ``x`` may be a split
+    larger than memory.
+
     Args:
         model: a Keras model built by :func:`faces_keras.models.presets.build_model`.
-        x: faces, (N, size, size, channels), uint8 range.
+        x: faces, (N, size, size, channels), uint8 range: an array or a
+            :class:`~faces_keras.data.stream.FaceRows`.
         heads: the model's heads.
         batch_size: faces per ``predict`` batch.
         tta_flip: also predict each face mirrored left-right and average the two.
@@ -104,9 +129,12 @@ def predict_heads(model, x: np.ndarray, heads: list[Head], batch_size: int = 256
     Returns:
         One array per head name.
     """
-    out = _head_outputs(model.predict(x, batch_size=batch_size, verbose=0), heads)
+    from faces_keras.data.stream import FaceBatches
+
+    out = _head_outputs(model.predict(FaceBatches(x, batch_size=batch_size), verbose=0), heads)
     if tta_flip:
-        mirrored = _head_outputs(model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0), heads)
+        mirrored = _head_outputs(model.predict(FaceBatches(x, batch_size=batch_size, flip=True), verbose=0),
+                                 heads)
         out = {name: (out[name] + mirrored[name]) / 2 for name in out}
     return out
 
@@ -491,12 +519,14 @@ def _fit(config: TrainConfig, run: RunDir, resume_state: dict | None,
             if set_backbone_trainable(model, True):
                 log.info("epoch %d: backbone unfrozen, learning rate x%g", initial_epoch + 1, factor)
                 compile_for(model, factor)
+        # Faces stream from the memory-mapped images.npy a batch at a time; the
+        # batches shuffle themselves (seeded per epoch, so a resumed run repeats them).
         model.fit(
-            data.x["train"], fit_targets(data.targets["train"], data.heads),
-            validation_data=(data.x["val"], fit_targets(data.targets["val"], data.heads)),
-            epochs=end_epoch, initial_epoch=initial_epoch, batch_size=config.batch_size,
+            data.batches("train", config.batch_size, shuffle=True, seed=config.seed).start_at_epoch(initial_epoch),
+            validation_data=data.batches("val", config.batch_size),
+            epochs=end_epoch, initial_epoch=initial_epoch,
             callbacks=_callbacks(run, config, resume_state, train_faces) + list(extra_callbacks or []),
-            verbose=config.verbose, shuffle=True,
+            verbose=config.verbose, shuffle=False,
         )
         initial_epoch = end_epoch
         # The next phase's callbacks continue this one's files and best value.

@@ -187,16 +187,14 @@ def _make_tuner(config: TuneConfig, heads: list[Head], input_shape: tuple[int, .
 
 def _fit_arguments(config: TuneConfig, data) -> dict[str, Any]:
     """What every trial's ``model.fit`` receives (Hyperband adds epochs and initial_epoch)."""
-    from faces_keras.models.heads import fit_targets
-
     callbacks = [
         # First: it adds the objective to the logs that the callbacks after it read.
         ObjectiveMetrics(config.objective, data.heads, data.x["val"], data.targets["val"]),
         keras.callbacks.EarlyStopping(monitor=config.objective, mode=config.direction, patience=config.patience),
     ]
-    return {"x": data.x["train"], "y": fit_targets(data.targets["train"], data.heads),
-            "validation_data": (data.x["val"], fit_targets(data.targets["val"], data.heads)),
-            "batch_size": config.batch_size, "shuffle": True, "callbacks": callbacks}
+    # Faces stream from the memory-mapped dataset a batch at a time (the batches shuffle themselves).
+    return {"x": data.batches("train", config.batch_size, shuffle=True, seed=config.seed),
+            "validation_data": data.batches("val", config.batch_size), "shuffle": False, "callbacks": callbacks}
 
 
 def _finish(config: TuneConfig, result: SearchResult, input_shape: tuple[int, ...], metric_name: str,
