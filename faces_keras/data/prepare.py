@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
@@ -25,7 +27,7 @@ from tqdm.auto import tqdm
 from faces_keras.data.grids import GridLayout, cut_grids
 from faces_keras.data.images import center_crop, read_image, to_face
 from faces_keras.data.split import SplitConfig, assign_splits
-from faces_keras.data.store import write_dataset
+from faces_keras.data.store import FaceChunks, write_dataset
 from faces_keras.errors import ConfigError, DatasetError, ImageError, LabelsError, OutputExistsError
 from faces_keras.settings import setting, validate
 from faces_keras.labels.schema import Schema
@@ -156,38 +158,64 @@ def _load_one(task: tuple[str, str, PrepareConfig]):
         return face_id, None, str(exc), []
 
 
-def _file_faces(labels: pd.DataFrame, config: PrepareConfig):
+def _file_faces(labels: pd.DataFrame, config: PrepareConfig, scratch: Path):
+    """Read (or detect) one face per label row, written to ``scratch/read.npy`` as they arrive.
+
+    Faces are never all in memory: each is appended to the scratch file (a
+    dropped image leaves a blank row there), and the rows kept are gathered
+    from it a chunk at a time when the dataset is written.
+
+    Returns:
+        The scratch faces (memory-mapped), the kept label rows with their
+        ``scratch_row``, the dropped images, and the detections table (or None).
+    """
+    from faces_keras.data.store import ImagesWriter
+
     tasks = [(fid, img, config) for fid, img in zip(labels["id"], labels["image"])]
     workers = config.workers or os.cpu_count() or 1
     detector = config.detector if config.images == "detect" else ""
-    results: dict[str, tuple] = {}
+    channels = 1 if config.gray else 3
+    blank = np.zeros((config.size, config.size, channels), np.uint8)
+    notes: dict[str, tuple] = {}  # id -> (kept, note, boxes found): no pixels
+    writer = ImagesWriter(scratch / "read.npy", len(tasks), blank.shape)
     desc = "detect+crop" if detector else "read"
-    if workers > 1 and len(tasks) > 200:
-        with get_context("fork").Pool(workers, initializer=_init_worker,
-                                      initargs=(detector, config.detect_max_side)) as pool:
-            for fid, face, note, found in tqdm(pool.imap(_load_one, tasks, chunksize=64), total=len(tasks),
-                                               desc=desc, unit="face", leave=False, disable=None):
-                results[fid] = (face, note, found)
-    else:
-        _init_worker(detector, config.detect_max_side)
-        for task in tqdm(tasks, desc=desc, unit="face", leave=False, disable=None):
-            fid, face, note, found = _load_one(task)
-            results[fid] = (face, note, found)
-    dropped = [{"id": fid, "reason": note} for fid, (face, note, _) in results.items() if face is None]
-    keep = labels[[results[fid][0] is not None for fid in labels["id"]]].copy()
+
+    def take(fid, face, note, found):
+        writer.write((blank if face is None else face)[None])
+        notes[fid] = (face is not None, note, found)
+
+    try:
+        if workers > 1 and len(tasks) > 200:
+            with get_context("fork").Pool(workers, initializer=_init_worker,
+                                          initargs=(detector, config.detect_max_side)) as pool:
+                for result in tqdm(pool.imap(_load_one, tasks, chunksize=64), total=len(tasks),
+                                   desc=desc, unit="face", leave=False, disable=None):
+                    take(*result)
+        else:
+            _init_worker(detector, config.detect_max_side)
+            for task in tqdm(tasks, desc=desc, unit="face", leave=False, disable=None):
+                take(*_load_one(task))
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    dropped = [{"id": fid, "reason": note} for fid, (kept, note, _) in notes.items() if not kept]
+    kept_mask = np.array([notes[fid][0] for fid in labels["id"]], dtype=bool)
+    keep = labels[kept_mask].copy()
     if keep.empty:
         raise DatasetError(f"no usable face among {len(labels)} images: first problem: {dropped[0]['reason']}")
-    images = np.stack([results[fid][0] for fid in keep["id"]])
-    keep["origin"] = [f"{Path(img).name}" + ("" if config.images != "detect" else f" ({results[fid][1]})")
+    keep["scratch_row"] = np.flatnonzero(kept_mask)
+    keep["origin"] = [f"{Path(img).name}" + ("" if config.images != "detect" else f" ({notes[fid][1]})")
                       for fid, img in zip(keep["id"], keep["image"])]
     detections = None
     if detector:
         detections = pd.DataFrame({
             "id": labels["id"], "file": labels["image"],
-            "faces_found": [len(results[fid][2]) for fid in labels["id"]],
-            "boxes": [";".join(",".join(map(str, b)) for b in results[fid][2]) for fid in labels["id"]],
-            "kept": [results[fid][0] is not None for fid in labels["id"]],
+            "faces_found": [len(notes[fid][2]) for fid in labels["id"]],
+            "boxes": [";".join(",".join(map(str, b)) for b in notes[fid][2]) for fid in labels["id"]],
+            "kept": kept_mask,
         })
+    images = np.load(scratch / "read.npy", mmap_mode="r")
     return images, keep, dropped, detections
 
 
@@ -256,12 +284,22 @@ def prepare_dataset(schema: Schema, labels_source: str | Path, out_dir: str | Pa
     with folder_lock(out_dir, "dataset folder"):
         if Path(out_dir).exists() and not overwrite:
             raise OutputExistsError(f"{out_dir} exists; pass overwrite=True (--overwrite) to replace it")
-        return _prepare_dataset(schema, labels_source, out_dir, photos=photos, config=config,
-                                overwrite=overwrite, strict=strict)
+        out = Path(out_dir)
+        # Under the lock no other prepare of this folder runs: scratch folders left are a dead one's.
+        for stale in out.parent.glob(f".{out.name}.scratch-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.scratch-{os.getpid()}-", dir=out.parent))
+        try:
+            return _prepare_dataset(schema, labels_source, out_dir, photos=photos, config=config,
+                                    overwrite=overwrite, strict=strict, scratch=scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _prepare_dataset(schema: Schema, labels_source: str | Path, out_dir: str | Path, *,
-                     photos: str | Path | None, config: PrepareConfig, overwrite: bool, strict: bool) -> Path:
+                     photos: str | Path | None, config: PrepareConfig, overwrite: bool, strict: bool,
+                     scratch: Path) -> Path:
     mode = config.images or schema.options.get("images", "files")
     if mode == "embedded":
         mode = "files"  # read_image understands file.mat#index
@@ -276,13 +314,14 @@ def _prepare_dataset(schema: Schema, labels_source: str | Path, out_dir: str | P
     if mode == "grid":
         photos = Path(photos) if photos else Path(labels_source).parent
         images, faces, dropped = _grid_faces(photos, labels, config, Path(labels_source))
+        faces["scratch_row"] = np.arange(len(faces))
         detections = None
     else:
         missing = [img for img in labels["image"] if "#" not in img and not Path(img).is_file()]
         if missing:
             raise ImageError(f"{len(missing)} image file(s) named by {labels_source} do not exist: "
                              + ", ".join(missing[:5]))
-        images, faces, dropped, detections = _file_faces(labels, config)
+        images, faces, dropped, detections = _file_faces(labels, config, scratch)
     if dropped:
         log.warning("%d face(s) left out (listed in the manifest): %s", len(dropped),
                     "; ".join(f"{d['id']}: {d['reason']}" for d in dropped[:10]))
@@ -291,8 +330,11 @@ def _prepare_dataset(schema: Schema, labels_source: str | Path, out_dir: str | P
         file=faces["image"].map(lambda p: str(p) if p else ""),
     )
     faces["split"] = assign_splits(faces, schema, config.split)
+    faces = faces.reset_index(drop=True)
     if config.augment:
-        images, faces = _augment_train(images, faces, config)
+        chunks, faces = _augment_train(images, faces, config)
+    else:
+        chunks = FaceChunks.rows(images, faces["scratch_row"].to_numpy())
     columns = ["id", "source_id", "split", "augmentation", "origin", "file"] + \
         (["given_split"] if "given_split" in faces else []) + schema.label_names
     settings = {**config.to_dict(), "labels_source": str(labels_source),
@@ -307,25 +349,52 @@ def _prepare_dataset(schema: Schema, labels_source: str | Path, out_dir: str | P
               f"none in {extra['detection']['no_face']}, several in {extra['detection']['several']} "
               "(detections.csv; annotated examples in boxes/)")
         writers.append(lambda folder: _write_detections(folder, detections, config))
-    return write_dataset(out_dir, images, faces[columns], schema, settings, extra=extra,
+    return write_dataset(out_dir, chunks, faces[columns], schema, settings, extra=extra,
                          overwrite=overwrite, writers=writers)
 
 
-def _augment_train(images: np.ndarray, faces: pd.DataFrame, config: PrepareConfig):
-    """Multiply the training split by the offline combinations; val and test stay as they are."""
-    from faces_keras.data.augment import augment_offline
+AUGMENT_CHUNK = 1024  # source faces augmented per step: memory stays flat, progress stays fine-grained
 
+
+def _augment_train(images: np.ndarray, faces: pd.DataFrame, config: PrepareConfig):
+    """Multiply the training split by the offline combinations; val and test stay as they are.
+
+    The rows are planned here, the pixels made a chunk at a time while the
+    dataset is written: every training face's combinations (in order), then
+    the other faces.
+
+    Returns:
+        The :class:`~faces_keras.data.store.FaceChunks` to write and the rows.
+    """
+    from faces_keras.data.augment import augment_offline, combination_name, parse_combinations
+
+    names = [combination_name(c) for c in parse_combinations(list(config.augment))]
+    per_face = len(names)
     train = (faces["split"] == "train").to_numpy()
-    aug_images, aug_sources, aug_ops = augment_offline(
-        images[train], faces.loc[train, "source_id"].to_numpy(), list(config.augment), progress=True)
-    base = faces[train].set_index("source_id", drop=False)
-    aug_rows = base.loc[aug_sources].reset_index(drop=True)
+    train_rows = faces.loc[train, "scratch_row"].to_numpy()
+    other_rows = faces.loc[~train, "scratch_row"].to_numpy()
+    train_sources = faces.loc[train, "source_id"].to_numpy()
+
+    aug_rows = faces[train].loc[np.repeat(np.flatnonzero(train), per_face)].reset_index(drop=True)
+    aug_ops = np.array(names * int(train.sum()), dtype=str)
     aug_rows["augmentation"] = aug_ops
-    aug_rows["id"] = [sid if op == "identity" else f"{sid}~{op}" for sid, op in zip(aug_sources, aug_ops)]
-    keep = ~train
-    images = np.concatenate([aug_images, images[keep]])
-    faces = pd.concat([aug_rows, faces[keep]], ignore_index=True)
-    return images, faces
+    aug_rows["id"] = [sid if op == "identity" else f"{sid}~{op}" for sid, op in zip(aug_rows["source_id"], aug_ops)]
+    rows = pd.concat([aug_rows, faces[~train]], ignore_index=True)
+
+    def chunks():
+        bar = tqdm(total=len(train_rows), desc="augmenting", unit="face", disable=None)
+        try:
+            for start in range(0, len(train_rows), AUGMENT_CHUNK):
+                part = slice(start, start + AUGMENT_CHUNK)
+                out, _, _ = augment_offline(np.asarray(images[train_rows[part]]), train_sources[part],
+                                            list(config.augment))
+                bar.update(len(out) // per_face)
+                yield out
+        finally:
+            bar.close()
+        yield from FaceChunks.rows(images, other_rows).chunks()
+
+    return FaceChunks(len(rows), tuple(images.shape[1:]), chunks), rows
 
 
 __all__ = ["PrepareConfig", "prepare_dataset"]
