@@ -162,3 +162,10 @@ def test_streamed_training_feeds_the_same_batches_as_arrays(grids_dataset):
     assert moved > 1e-4  # it trained
     for a, b in zip(*trained):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_face_chunks_gather_across_parts_in_the_asked_order():
+    parts = [np.arange(n, dtype=np.uint8).reshape(-1, 1, 1, 1) + base for n, base in ((5, 0), (3, 100), (4, 200))]
+    order = np.random.default_rng(3).permutation(12)
+    gathered = np.concatenate(list(FaceChunks.rows_of(parts, order).chunks()))
+    assert np.array_equal(gathered, np.concatenate(parts)[order])

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from faces_keras.data.store import MANIFEST, Dataset, write_dataset
+from faces_keras.data.store import MANIFEST, Dataset, FaceChunks, write_dataset
 from faces_keras.errors import DatasetError, SchemaError
 from faces_keras.labels.schema import MISSING, Label, Schema
 
@@ -212,11 +212,12 @@ def combine_datasets(paths: list, out: str | Path, names: list[str] | None = Non
     names = part_names(datasets, names)
     schema = union_schema([ds.schema for ds in datasets], names)
     shape = _check_shapes(datasets, names)
-    images = np.concatenate([ds.images for ds in datasets])
     frames = [_part_faces(ds, name, schema) for ds, name in zip(datasets, names)]
     faces = pd.concat(frames, ignore_index=True)
     order = np.random.default_rng(seed).permutation(len(faces))
-    images, faces = images[order], faces.iloc[order].reset_index(drop=True)
+    # The parts stay memory-mapped; the merged file is gathered from them a chunk at a time.
+    images = FaceChunks.rows_of([ds.images for ds in datasets], order)
+    faces = faces.iloc[order].reset_index(drop=True)
     if "given_split" in faces:
         faces["given_split"] = faces["given_split"].fillna("")
     columns = ["id", "source_id", "split", "augmentation", "origin", "file", PART_COLUMN] + \

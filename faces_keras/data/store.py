@@ -184,10 +184,37 @@ class FaceChunks:
         Returns:
             The :class:`FaceChunks`.
         """
+        return cls.rows_of([images], order)
+
+    @classmethod
+    def rows_of(cls, arrays: list[np.ndarray], order: np.ndarray) -> "FaceChunks":
+        """Rows ``order`` of the arrays taken end to end, gathered a chunk at a time.
+
+        Args:
+            arrays: uint8 face arrays of one face shape (memory-mapped parts).
+            order: row indices into their concatenation.
+
+        Returns:
+            The :class:`FaceChunks`.
+        """
         order = np.asarray(order, dtype=np.int64)
-        step = chunk_rows(images)
-        return cls(len(order), tuple(images.shape[1:]),
-                   lambda: (images[order[i:i + step]] for i in range(0, len(order), step)))
+        starts = np.cumsum([0] + [len(a) for a in arrays])
+        shape = tuple(arrays[0].shape[1:])
+        step = chunk_rows(shape)
+
+        def chunks():
+            for begin in range(0, len(order), step):
+                wanted = order[begin:begin + step]
+                part = np.searchsorted(starts, wanted, side="right") - 1
+                out = np.empty((len(wanted), *shape), np.uint8)
+                for k in np.unique(part):
+                    at = np.flatnonzero(part == k)
+                    local = wanted[at] - starts[k]
+                    ascending = np.argsort(local, kind="stable")  # forward reads through the file
+                    out[at[ascending]] = arrays[k][local[ascending]]
+                yield out
+
+        return cls(len(order), shape, chunks)
 
 
 def label_balance(frame: pd.DataFrame, schema: Schema) -> dict[str, dict[str, Any]]:
