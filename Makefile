@@ -1,13 +1,13 @@
 # faces-keras: one command to set up and run the demo, one to set up and test.
 #   make demo   - create .venv, install, run the quickstart (synthetic faces, ~5 min on 2 cores)
-#   make test   - create .venv, install, run the tests (tensorflow, then the jax subset)
+#   make test   - create .venv, install, run the tests (tensorflow, then the jax and torch subsets)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= tensorflow,jax,distributed,dev,app,export
+EXTRAS ?= tensorflow,jax,torch,distributed,dev,app,export
 PYTEST_ARGS ?=
 
-.PHONY: install lint demo test test-fast test-jax test-notebooks test-slow bench clean
+.PHONY: install lint demo test test-fast test-jax test-torch test-notebooks test-slow bench clean
 
 $(VENV)/.installed: setup.cfg constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,12 +26,16 @@ lint: install
 test: install lint
 	KERAS_BACKEND=tensorflow $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 	KERAS_BACKEND=jax $(PY) -m pytest -m "backend_subset and not slow" $(PYTEST_ARGS)
+	KERAS_BACKEND=torch $(PY) -m pytest -m "backend_subset and not slow" $(PYTEST_ARGS)
 
 test-fast: install
 	KERAS_BACKEND=tensorflow $(PY) -m pytest -m "not slow" -x -q $(PYTEST_ARGS)
 
 test-jax: install
 	KERAS_BACKEND=jax $(PY) -m pytest -m "backend_subset and not slow" $(PYTEST_ARGS)
+
+test-torch: install
+	KERAS_BACKEND=torch $(PY) -m pytest -m "backend_subset and not slow" $(PYTEST_ARGS)
 
 test-notebooks: install
 	KERAS_BACKEND=tensorflow $(PY) -m pytest tests/test_notebooks.py $(PYTEST_ARGS)
