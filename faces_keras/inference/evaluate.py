@@ -177,7 +177,10 @@ def load_labelled_set(data: str | Path, run: RunDir, *, labels: str | None = Non
             if absent:
                 raise DatasetError(f"{data}: no {'/'.join(absent)} split; it has {', '.join(present)}")
             keep &= faces["split"].isin(splits).to_numpy()
-        return LabelledSet(data.name, data, dataset.schema, dataset.images[keep],
+        from faces_keras.data.stream import FaceRows
+
+        # The faces stay memory-mapped: they are read a chunk at a time when predicted.
+        return LabelledSet(data.name, data, dataset.schema, FaceRows(dataset.images, np.flatnonzero(keep)),
                            faces[keep].reset_index(drop=True), prepared=False)
     if splits:
         raise DatasetError(f"{data}: --split picks splits of a prepared dataset; photos are scored whole")
