@@ -117,19 +117,30 @@ class FaceBatches(keras.utils.PyDataset):
         self.faces, self.targets = faces, targets
         self.batch_size, self.shuffle, self.seed, self.flip = int(batch_size), shuffle, int(seed), flip
         self.epoch = 0
+        # Data-parallel (faces_keras.backend.use_distribution): every batch splits over the devices,
+        # except a short one, put first, that a whole evaluation or prediction pass then replicates.
+        self.replicas = _replicas()
+        short = len(faces) % self.batch_size
+        self.short_first = short if not shuffle and short % self.replicas else 0
         self.order = self._order()
 
     def _order(self) -> np.ndarray | None:
         if not self.shuffle:
             return None
-        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.faces))
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.faces))
+        # data-parallel: the epoch's last few faces that would leave a batch the devices
+        # do not divide wait for a later epoch's shuffle (fewer than the device count)
+        return order[:len(order) - len(order) % self.replicas]
 
     def __len__(self) -> int:
-        return math.ceil(len(self.faces) / self.batch_size)
+        return math.ceil((len(self.faces) if self.order is None else len(self.order)) / self.batch_size)
 
     def __getitem__(self, index: int):
         start = index * self.batch_size
-        if self.order is None:
+        if self.order is None and self.short_first:
+            start = 0 if index == 0 else self.short_first + (index - 1) * self.batch_size
+            picked = slice(start, self.short_first if index == 0 else start + self.batch_size)
+        elif self.order is None:
             picked = slice(start, start + self.batch_size)
         else:
             # Sorted within the batch: reads go forward through the file, and a
@@ -158,6 +169,14 @@ class FaceBatches(keras.utils.PyDataset):
         self.epoch = int(epoch)
         self.order = self._order()
         return self
+
+
+def _replicas() -> int:
+    """The devices of this process a batch is split over (Keras's active distribution), 1 without one."""
+    active = keras.distribution.distribution()
+    if active is None:
+        return 1
+    return max(1, int(active.device_mesh.devices.size) // max(1, int(active.num_processes)))
 
 
 def _take(targets: Any, picked) -> Any:

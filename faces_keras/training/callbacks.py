@@ -85,7 +85,9 @@ class ConfusionMatrixLogger(keras.callbacks.Callback):
         return np.asarray(out)
 
     def on_epoch_end(self, epoch, logs=None):
-        probs = self._head_output(self.model.predict(self.x_val, batch_size=self.batch_size, verbose=0))
+        from faces_keras.data.stream import FaceBatches  # batches a data-parallel model's devices divide
+
+        probs = self._head_output(self.model.predict(FaceBatches(self.x_val, batch_size=self.batch_size), verbose=0))
         k = len(self.class_names)
         matrix = confusion_matrix_counts(self.y_val, probs, k)
         support = matrix.sum(axis=1)

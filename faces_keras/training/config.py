@@ -68,6 +68,9 @@ class TrainConfig:
     confusion_per_epoch: bool = setting(False, help="log the validation confusion matrix of each multi-class "
                                                     "label every epoch")
     mixed_precision: bool = setting(False, help="float16/bfloat16 compute on a GPU")
+    distribute: bool = setting(False, help="data-parallel: split each batch over every device the jax backend "
+                                           "sees (KERAS_BACKEND=jax; --batch-size a multiple of the device "
+                                           "count); docs/gpu.md")
     max_train: int | None = setting(None, at_least=1, help="use at most N training faces (quick runs)")
     thresholds: ThresholdConfig = setting(default_factory=ThresholdConfig, cli=False,
                                           help="how thresholds are tuned on validation after training")

@@ -471,10 +471,11 @@ def _trim_history(path: Path, last_epoch: int) -> None:
 
 def _fit(config: TrainConfig, run: RunDir, resume_state: dict | None,
          extra_callbacks: list | None = None) -> RunDir:
-    from faces_keras.backend import describe_device, set_precision, set_seed
+    from faces_keras.backend import describe_device, set_precision, set_seed, use_distribution
 
     set_seed(config.seed)
     precision = set_precision(config.mixed_precision)
+    use_distribution(config.distribute, config.batch_size)
     device = describe_device()
     log.info("training on %s (%s backend, %s)", device["device"], device["backend"], precision)
     dataset = Dataset.load(config.dataset)
