@@ -17,7 +17,7 @@ into ``model.fit``, as in ``faces-keras train``, without validation or
 checkpoints, so the epochs time the training step alone: one warm-up epoch,
 then a fixed number of timed epochs (``--default-epochs``, ``--original-epochs``).
 
-    python benchmarks/bench_backends.py                    # about 5 minutes on 2 cores
+    python benchmarks/bench_backends.py                    # 9 minutes on 2 busy cores (load ~4)
     python benchmarks/bench_backends.py --backends jax,torch --presets default
 """
 
