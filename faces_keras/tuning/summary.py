@@ -40,6 +40,8 @@ class TrialRow:
         continues: the trial it continued from, or ``None``.
         bracket: its Hyperband bracket, or ``None``.
         round: its round within the bracket, or ``None``.
+        rss_mb: the resident memory (MB) of the process that ran it, just
+            after it (its last attempt), or ``None`` if unknown.
     """
 
     trial_id: str
@@ -56,6 +58,7 @@ class TrialRow:
     continues: str | None  # the trial it continued from
     bracket: int | None
     round: int | None
+    rss_mb: float | None = None  # the running process's RSS just after the trial
 
     def as_dict(self) -> dict[str, Any]:
         """The row as one flat mapping: its fields, then the hyperparameters.
@@ -117,7 +120,7 @@ def load_trials(project_dir: str | Path, direction: str = "min") -> list[TrialRo
             best_epoch=None if best_step is None or state.get("score") is None else start + int(best_step) + 1,
             seconds=last.get("seconds"), worker=last.get("worker"), attempts=len(runs),
             continues=values.get("tuner/trial_id"), bracket=values.get("tuner/bracket"),
-            round=values.get("tuner/round")))
+            round=values.get("tuner/round"), rss_mb=last.get("rss_mb")))
     done = [r for r in rows if r.status == "COMPLETED" and r.score is not None and not math.isnan(r.score)]
     done.sort(key=lambda r: r.score, reverse=direction == "max")
     return done + [r for r in rows if r not in done]

@@ -38,6 +38,18 @@ Where this package overrides keras-tuner's internals (here and in
 #   trials back for a retry (without counting a failure against max_retries_per_trial: the
 #   worker died, not the trial); end_trial and update_trial drop a second result for a trial
 #   that already ended (from a worker given up for dead that was only slow).
+#
+# TensorFlow 2.21 internal (tensorflow_cpu==2.21.0 in constraints.txt), also checked on upgrade:
+#
+# * _trial_gradients_released: Keras's TensorFlow optimizer sums gradients with
+#   ReplicaContext.all_reduce, which in a traced train step goes through tf.custom_gradient; in
+#   graph mode that registers a "CustomGradient-<uid>" function in TensorFlow's global gradient
+#   registry (ops._gradient_registry) and never removes it. The function's closure holds the
+#   whole traced train step, so every trial's graphs (~50 MB for the small default-space models,
+#   measured) stayed in memory for good, clear_session and gc notwithstanding: RSS grew trial
+#   over trial (keras-tuner issues #873, #1031). After a trial nothing computes gradients through
+#   its graphs again, so the names it registered are dropped; nothing else in the registry is
+#   touched. tests/test_tuning_memory.py fails if this stops working.
 
 from __future__ import annotations
 
@@ -161,14 +173,45 @@ def _atomic_trial_checkpoints() -> Iterator[None]:
         tuner_utils.SaveBestEpoch = original
 
 
+@contextlib.contextmanager
+def _trial_gradients_released() -> Iterator[None]:
+    """Drop the graph-mode custom gradients TensorFlow registered while the block ran (see the top).
+
+    A no-op on other backends, or where TensorFlow's registry is not where 2.21 keeps it.
+    """
+    registry = _custom_gradient_registry()
+    before = set(registry) if registry is not None else set()
+    try:
+        yield
+    finally:
+        if registry is not None:
+            for name in [n for n in registry if n.startswith("CustomGradient-") and n not in before]:
+                del registry[name]
+
+
+def _custom_gradient_registry() -> dict | None:
+    if keras.backend.backend() != "tensorflow":
+        return None
+    try:
+        from tensorflow.python.framework import ops
+        registry = ops._gradient_registry._registry
+    except (ImportError, AttributeError):
+        log.debug("TensorFlow's gradient registry is not where 2.21 keeps it: trial graphs are not released")
+        return None
+    return registry if isinstance(registry, dict) else None
+
+
 class FacesHyperband(kt.Hyperband):
     """Hyperband that times its trials, seeds them, keeps memory flat and disk small.
 
     * every trial starts from a seed derived from the search seed and its id,
       so a trial retried after a crash trains like the lost attempt;
     * ``run_trial`` writes ``faces_trial.json`` into the trial directory: the
-      worker that ran it, seconds, epochs actually run (early stopping), RSS;
-    * ``on_trial_end`` clears the Keras session and collects garbage;
+      worker that ran it, seconds, epochs actually run (early stopping), and
+      the process's RSS once the trial's graphs are released (``rss_mb``);
+    * after each trial the graphs TensorFlow would keep for good are released
+      (its custom-gradient registrations) and ``on_trial_end`` clears the Keras
+      session and collects garbage, so RSS stays flat trial over trial;
     * a worker sends the chief a :class:`~faces_keras.tuning.oracle.Heartbeat`
       while it runs a trial, and pauses ``IDLE_WAIT_SECONDS`` between asks
       the chief answers with no trial yet;
@@ -232,7 +275,7 @@ class FacesHyperband(kt.Hyperband):
         started = time.perf_counter()
         beating = Heartbeat(self.oracle, trial.trial_id, self.heartbeat_seconds) if self._is_worker() else None
         try:
-            with beating or contextlib.nullcontext():
+            with _trial_gradients_released(), beating or contextlib.nullcontext():
                 histories = super().run_trial(trial, *args, **kwargs)
             record["epochs_run"] = int(sum(len(h.epoch) for h in histories))
             record["executions"] = len(histories)
@@ -243,6 +286,7 @@ class FacesHyperband(kt.Hyperband):
             raise
         finally:
             record["seconds"] = round(time.perf_counter() - started, 3)
+            gc.collect()  # the trial's graphs, released above (its model goes in on_trial_end)
             record["rss_mb"] = _rss_mb()
             append_trial_record(Path(self.get_trial_dir(trial.trial_id)), record)
             self.trials_run.append(trial.trial_id)
