@@ -10,6 +10,14 @@ docs/benchmarks/tune.md (``--report``).
     python benchmarks/bench_tune.py                                  # the full run: ~30 min on 2 idle cores
     python benchmarks/bench_tune.py --max-train 300 --max-epochs 2 \\
         --retrain-epochs 2 --report /tmp/tune.md                     # a quick check that it works
+    python benchmarks/bench_tune.py --memory-trials 20 --max-train 500   # RSS per trial only: ~10 min
+
+``--memory-trials N`` runs only the memory check: a search of N one-epoch
+trials (Hyperband max_epochs 1, N iterations) recording the process's RSS
+after each trial, then the same search with the per-trial release of
+TensorFlow's graphs switched off (``--no-baseline`` skips it), in the same
+process; it rewrites only the report's "Memory per trial" section. The full
+run keeps that section.
 
 The defaults (max_epochs 4, factor 3: 10 trials and at most 26 epochs, on
 2,000 training faces) are sized for 2 CPU cores; on a GPU raise --max-train
@@ -19,6 +27,7 @@ The defaults (max_epochs 4, factor 3: 10 trials and at most 26 epochs, on
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import platform
@@ -62,6 +71,129 @@ def per_label_test_f1(run_dir: Path) -> dict[str, float]:
     return {row["label"]: float(row["f1"]) for row in rows}
 
 
+MEMORY_HEADING = "## Memory per trial"
+
+
+def replace_section(text: str, heading: str, section: str) -> str:
+    """``text`` with its ``heading`` section (up to the next ``## `` heading) replaced by ``section``, or added."""
+    lines = text.rstrip("\n").split("\n") if text.strip() else []
+    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
+    if start is None:
+        return "\n".join([*lines, "", section.rstrip("\n"), ""]) if lines else section.rstrip("\n") + "\n"
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return "\n".join([*lines[:start], section.rstrip("\n"), *([""] + lines[end:] if end < len(lines) else []), ""])
+
+
+def kept_section(path: Path, heading: str) -> str:
+    """The ``heading`` section of the report at ``path`` (empty when there is none)."""
+    if not path.is_file():
+        return ""
+    lines = path.read_text().split("\n")
+    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
+    if start is None:
+        return ""
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return "\n".join(lines[start:end]).rstrip("\n") + "\n"
+
+
+def memory_search(args, release: bool) -> list[dict]:
+    """N one-epoch trials on CelebA; per trial (in the order run): id, model, seconds, RSS after it."""
+    from faces_keras.tuning import TuneConfig, tune
+    from faces_keras.tuning import tuner as tuner_module
+    from faces_keras.tuning.searchdir import trial_runs
+
+    config = TuneConfig(dataset=str(args.dataset), space="default", objective=args.objective, max_epochs=1,
+                        hyperband_iterations=args.memory_trials, max_train=args.max_train,
+                        batch_size=args.batch_size, directory=str(args.work / "searches"),
+                        project_name=f"celeba-memory-{'released' if release else 'kept'}", overwrite=True,
+                        retrain_epochs=0, verbose=0)
+    real = tuner_module._trial_gradients_released
+    if not release:  # the search as it ran before: every trial's graphs stay registered in TensorFlow
+        tuner_module._trial_gradients_released = contextlib.nullcontext
+    try:
+        result = tune(config)
+    finally:
+        tuner_module._trial_gradients_released = real
+    rows = []
+    for trial in result.trials:
+        run = trial_runs(config.project_dir / f"trial_{trial.trial_id}")[-1]
+        hp = trial.hyperparameters
+        rows.append({"id": trial.trial_id, "started": run["started"], "seconds": trial.seconds, "rss": trial.rss_mb,
+                     "model": f"{hp.get('blocks')} blocks, {hp.get('filters')} filters, dense {hp.get('dense')}"})
+    return sorted(rows, key=lambda r: r["started"])
+
+
+def memory_section(args, released: list[dict], kept: list[dict] | None, seconds: float, command: str,
+                   machine: str) -> str:
+    """The report's "Memory per trial" section."""
+    def growth(rows):
+        return rows[-1]["rss"] - rows[1]["rss"]
+
+    def spread(rows):
+        later = [r["rss"] for r in rows[1:]]
+        return max(later) - min(later)
+
+    header = "| trial (order run) | id | model | seconds | RSS after it, MB |" + (
+        " RSS without the release, MB |" if kept else "")
+    rule = "|---:|---|---|---:|---:|" + ("---:|" if kept else "")
+    rows = []
+    for i, row in enumerate(released):
+        cells = [str(i + 1), row["id"], row["model"], f"{row['seconds']:.1f}", f"{row['rss']:.0f}"]
+        if kept:
+            other = kept[i] if i < len(kept) else None
+            cells.append("" if other is None else f"{other['rss']:.0f}" + (
+                "" if other["id"] == row["id"] else f" ({other['id']})"))
+        rows.append("| " + " | ".join(cells) + " |")
+    lines = [MEMORY_HEADING, "",
+             f"Measured {time.strftime('%Y-%m-%d')} with `{command}` on {machine}; "
+             f"{seconds / 60:.1f} min for {'both searches' if kept else 'the search'}.", "",
+             f"A search of {len(released)} one-epoch trials (default space, Hyperband max_epochs 1, "
+             f"{args.memory_trials} iterations) on {args.max_train or 'all'} CelebA training faces, batch "
+             f"{args.batch_size}, validation split whole. RSS is the process's resident memory just after "
+             "each trial (`rss_mb` in the trial's `faces_trial.json` and in the summary), once its graphs "
+             "are released; the first trial is lower because Keras and TensorFlow allocate on first use.", "",
+             f"- with the release (what `tune` does): RSS after the last trial minus RSS after the second: "
+             f"**{growth(released):+.0f} MB**; spread over trials 2-{len(released)}: {spread(released):.0f} MB"]
+    if kept:
+        lines.append(f"- without it (TensorFlow keeps every trial's train-step graphs through its custom-gradient "
+                     f"registry; the search as it ran before), same seed, same trials, second in the same "
+                     f"process: **{growth(kept):+.0f} MB** ({growth(kept) / max(len(kept) - 2, 1):.0f} MB per trial); "
+                     f"spread {spread(kept):.0f} MB")
+    lines += ["", header, rule, *rows, ""]
+    return "\n".join(lines)
+
+
+def machine_line() -> str:
+    import keras
+    import keras_tuner as kt
+
+    from faces_keras.backend import describe_device
+
+    device = describe_device()
+    cpu_model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                      if line.startswith("model name")), "?") if Path("/proc/cpuinfo").is_file() else "?"
+    return (f"{os.cpu_count()} cores ({cpu_model}), {device['device']} ({device['backend']} backend); Python "
+            f"{platform.python_version()}, Keras {keras.__version__}, keras-tuner {kt.__version__}; load average "
+            f"{os.getloadavg()[0]:.1f} at the end (the machine is shared: other work inflates wall time)")
+
+
+def main_memory(args, argv) -> int:
+    how, _ = prepare_celeba(args.dataset)
+    print(f"dataset {args.dataset}: {how}; {args.memory_trials} one-epoch trials, then "
+          f"{'the same without the release' if args.baseline else 'done'}", flush=True)
+    started = time.perf_counter()
+    released = memory_search(args, release=True)
+    kept = memory_search(args, release=False) if args.baseline else None
+    command = "python benchmarks/bench_tune.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    section = memory_section(args, released, kept, time.perf_counter() - started, command.strip(), machine_line())
+    print(section)
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    old = args.report.read_text() if args.report.is_file() else "# Hyperband tuning on CelebA\n"
+    args.report.write_text(replace_section(old, MEMORY_HEADING, section))
+    print(f"written: {args.report} (its {MEMORY_HEADING!r} section)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=Path("/tmp/celeba64"), help="prepared CelebA (made if missing)")
@@ -73,7 +205,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--objective", default="val_loss")
     parser.add_argument("--report", type=Path, default=ROOT / "docs" / "benchmarks" / "tune.md")
+    parser.add_argument("--memory-trials", type=int, default=0, metavar="N",
+                        help="only the memory check: N one-epoch trials, RSS after each (0: the full run)")
+    parser.add_argument("--no-baseline", dest="baseline", action="store_false",
+                        help="memory check: skip the second search without the per-trial release")
     args = parser.parse_args(argv)
+    if args.memory_trials:
+        if args.memory_trials < 3:
+            parser.error("--memory-trials: at least 3 (RSS after the second trial is the reference)")
+        return main_memory(args, argv)
 
     import keras
     import keras_tuner as kt
@@ -148,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     ])
     print(text)
     args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.write_text(text)
+    memory = kept_section(args.report, MEMORY_HEADING)  # from a --memory-trials run: kept
+    args.report.write_text(replace_section(text, MEMORY_HEADING, memory) if memory else text)
     print(f"written: {args.report}")
     return 0
 
