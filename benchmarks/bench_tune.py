@@ -148,7 +148,8 @@ def memory_section(args, released: list[dict], kept: list[dict] | None, seconds:
              f"Measured {time.strftime('%Y-%m-%d')} with `{command}` on {machine}; "
              f"{seconds / 60:.1f} min for {'both searches' if kept else 'the search'}.", "",
              f"A search of {len(released)} one-epoch trials (default space, Hyperband max_epochs 1, "
-             f"{args.memory_trials} iterations) on {args.max_train or 'all'} CelebA training faces, batch "
+             f"{args.memory_trials} iterations) on {args.max_train or 'all'} training faces of CelebA "
+             f"({dataset_line(args.dataset)}), batch "
              f"{args.batch_size}, validation split whole. RSS is the process's resident memory just after "
              "each trial (`rss_mb` in the trial's `faces_trial.json` and in the summary), once its graphs "
              "are released; the first trial is lower because Keras and TensorFlow allocate on first use.", "",
@@ -161,6 +162,15 @@ def memory_section(args, released: list[dict], kept: list[dict] | None, seconds:
                      f"spread {spread(kept):.0f} MB")
     lines += ["", header, rule, *rows, ""]
     return "\n".join(lines)
+
+
+def dataset_line(path: Path) -> str:
+    """How a prepared dataset was made, from its manifest: faces, image shape, how the faces were cropped."""
+    from faces_keras.io import read_json
+
+    manifest = read_json(path / "manifest.json")
+    shape = "x".join(str(n) for n in manifest.get("image_shape", []))
+    return f"`{path}`: {manifest.get('count')} faces, {shape}, images: {manifest.get('settings', {}).get('images')}"
 
 
 def machine_line() -> str:
