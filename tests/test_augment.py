@@ -325,13 +325,14 @@ def test_online_augmentation_changes_in_training_and_is_identity_at_inference(fa
     np.testing.assert_array_equal(block.predict(batch, verbose=0), batch)
 
 
-def test_online_flip_alone_mirrors_or_keeps_each_face(faces):
+@pytest.mark.parametrize("fused", [True, False])
+def test_online_flip_alone_mirrors_or_keeps_each_face(faces, fused):
     import keras
 
     block = online_augmentation(
-        flip=True, rotation_degrees=0, zoom=0, width_factor=0, brightness=0, contrast=0, seed=1
+        flip=True, rotation_degrees=0, zoom=0, width_factor=0, brightness=0, contrast=0, seed=1, fused=fused
     )
-    assert [layer.name for layer in block.layers] == ["flip"]
+    assert [layer.name for layer in block.layers] == ["affine" if fused else "flip"]
     batch = _float_faces(np.concatenate([faces] * 4))  # 16 faces: both outcomes appear
     out = keras.ops.convert_to_numpy(block(batch, training=True))
     mirrored = [np.array_equal(o, b[:, ::-1]) for o, b in zip(out, batch)]
@@ -342,6 +343,8 @@ def test_online_flip_alone_mirrors_or_keeps_each_face(faces):
 
 def test_online_layers_follow_the_config(faces):
     block = online_augmentation(AugmentationConfig(flip=False, brightness=0, contrast=0.2))
+    assert [layer.name for layer in block.layers] == ["affine", "contrast"]  # one warp for the geometry
+    block = online_augmentation(AugmentationConfig(flip=False, brightness=0, contrast=0.2, fused=False))
     assert [layer.name for layer in block.layers] == [
         "rotate",
         "zoom",
@@ -354,6 +357,82 @@ def test_online_layers_follow_the_config(faces):
         online_augmentation(AugmentationConfig(), zoom=0.1)
     with pytest.raises(AugmentationError, match="'shear'"):
         online_augmentation(shear=0.1)
+
+
+def _keras_matrix(layer_kind, count, angle=None, zooms=None, size=64):
+    """The matrix Keras's own RandomRotation / RandomZoom would use for these draws."""
+    import keras
+
+    ops = keras.ops
+    if layer_kind == "rotate":
+        layer = keras.layers.RandomRotation(0.1)
+        return layer._compute_affine_matrix(
+            0.5, 0.5, ops.convert_to_tensor(angle), ops.zeros([count]), ops.zeros([count]),
+            ops.ones([count]), ops.zeros([count]), ops.zeros([count]), size, size)
+    layer = keras.layers.RandomZoom(0.1)
+    return layer._get_zoom_matrix(ops.convert_to_tensor(zooms), size, size)
+
+
+def _draws(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Angle (degrees), signed x scale and y scale back out of RandomFaceAffine's matrices."""
+    a0, a1, b0, b1 = matrix[:, 0], matrix[:, 1], matrix[:, 3], matrix[:, 4]
+    scale_y = np.hypot(a1, b1)
+    angle = np.degrees(np.arctan2(-a1, b1))
+    cos, sin = np.cos(np.radians(angle)), np.sin(np.radians(angle))
+    return angle, a0 * cos + b0 * sin, scale_y
+
+
+def test_fused_warp_draws_what_the_separate_layers_draw():
+    # Each draw's matrix is the matrix Keras's RandomRotation / RandomZoom
+    # compute for that draw, and the draws fill the configured ranges.
+    from faces_keras.data.affine import RandomFaceAffine
+
+    rotate = RandomFaceAffine(flip=False, rotation_degrees=22, zoom=0, width_factor=0, seed=0)
+    matrix = np.asarray(rotate.transform_matrix(400, 64, 64))
+    angle, scale_x, scale_y = _draws(matrix)
+    np.testing.assert_allclose(matrix, np.asarray(_keras_matrix("rotate", 400, angle=angle)), atol=1e-4)
+    assert -22 <= angle.min() < -20 and 20 < angle.max() <= 22
+    np.testing.assert_allclose([scale_x, scale_y], 1.0, atol=1e-5)
+
+    zoom = RandomFaceAffine(flip=False, rotation_degrees=0, zoom=0.15, width_factor=0.1, seed=0)
+    matrix = np.asarray(zoom.transform_matrix(400, 64, 64))
+    angle, scale_x, scale_y = _draws(matrix)
+    zooms = np.stack([scale_x, scale_y], axis=1).astype("float32")
+    np.testing.assert_allclose(matrix, np.asarray(_keras_matrix("zoom", 400, zooms=zooms)), atol=1e-4)
+    assert 0.85 <= scale_y.min() < 0.87 and 1.13 < scale_y.max() <= 1.15
+    width = scale_x / scale_y  # the width-only change on top of the zoom
+    assert 0.9 <= width.min() < 0.92 and 1.08 < width.max() <= 1.1
+    assert abs(np.corrcoef(width, scale_y)[0, 1]) < 0.2  # drawn independently
+
+    flip = RandomFaceAffine(flip=True, rotation_degrees=0, zoom=0, width_factor=0, seed=0)
+    mirrored = np.asarray(flip.transform_matrix(400, 64, 64))[:, 0] < 0
+    assert 160 < mirrored.sum() < 240  # about half
+
+
+def test_fused_warp_matches_rotating_then_zooming_real_faces(faces):
+    # The one warp against Keras's two resamplings for the same draws: the
+    # same picture (up to one interpolation less), far from the input.
+    import keras
+
+    from faces_keras.data.affine import RandomFaceAffine
+
+    batch = _float_faces(np.concatenate([faces] * 4))
+    layer = RandomFaceAffine(flip=False, rotation_degrees=22, zoom=0.15, width_factor=0, seed=4)
+    matrix = np.asarray(layer.transform_matrix(len(batch), 64, 64))
+    angle, scale_x, scale_y = _draws(matrix)
+    ops = keras.ops
+    rotated = ops.image.affine_transform(batch, _keras_matrix("rotate", len(batch), angle=angle),
+                                         fill_mode="reflect")
+    two_steps = ops.convert_to_numpy(ops.image.affine_transform(
+        rotated, _keras_matrix("zoom", len(batch), zooms=np.stack([scale_x, scale_y], 1).astype("float32")),
+        fill_mode="reflect"))
+    one_step = ops.convert_to_numpy(ops.image.affine_transform(batch, matrix, fill_mode="reflect"))
+    centre = (slice(None), slice(16, -16), slice(16, -16))  # away from the borders the two fill differently
+    assert _mean_abs_diff(one_step[centre], two_steps[centre]) < 4
+    assert _mean_abs_diff(one_step[centre], batch[centre]) > 15
+    # and the layer itself applies that warp (its generator was advanced by the draw above: reseed)
+    again = RandomFaceAffine(flip=False, rotation_degrees=22, zoom=0.15, width_factor=0, seed=4)
+    np.testing.assert_allclose(ops.convert_to_numpy(again(batch, training=True)), one_step, atol=1e-3)
 
 
 @pytest.mark.backend_subset
@@ -387,6 +466,14 @@ JAX_SCRIPT = textwrap.dedent(
         np.testing.assert_array_equal(
             keras.ops.convert_to_numpy(block(batch, training=False)), batch
         )
+    # The fused warp lets jax compile the whole training step (Keras's
+    # RandomRotation / RandomZoom turn jit off for the model: 3x slower steps).
+    inputs = keras.Input((64, 64, 1))
+    outputs = keras.layers.Dense(1)(keras.layers.Flatten()(online_augmentation(seed=5)(inputs)))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="sgd", loss="mse")
+    assert model.jit_compile, "the augmentation turned jit off"
+    model.fit(batch[:, :, :, :1], np.zeros((4, 1), "float32"), epochs=1, verbose=0)
     print("JAX OK")
     """
 )
@@ -394,8 +481,7 @@ JAX_SCRIPT = textwrap.dedent(
 
 @pytest.mark.backend_subset
 def test_online_augmentation_runs_on_the_jax_backend():
-    # Eager calls only, to stay fast: training under jit on jax is covered by
-    # test_online_augmentation_trains_inside_a_model when the suite runs on jax.
+    # Eager calls, and one jit-compiled training step of a tiny model.
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
     result = subprocess.run(
         [sys.executable, "-c", JAX_SCRIPT],
