@@ -172,3 +172,65 @@ def test_head_weights_scale_each_heads_share_of_the_total_loss():
     assert np.isclose(logs["loss"], logs["labels_loss"] + 0.25 * logs["race_loss"], rtol=1e-4)
     with pytest.raises(ValueError, match="agee"):
         compile_model(build_model(heads, (32, 32, 1), config), heads, head_weights={"agee": 1.0})
+
+
+def _bn_net(norm_layer, seed=0):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False)(inputs)
+    x = keras.layers.ReLU()(norm_layer(momentum=0.9)(x))
+    outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+    return model
+
+
+@pytest.mark.backend_subset
+def test_fast_batch_norm_trains_exactly_as_keras_batch_norm():
+    # Same start, the same three SGD steps: every weight (hence every gradient)
+    # and both moving statistics agree with Keras's layer to float32 rounding.
+    import keras
+
+    from faces_keras.models.layers import FastBatchNormalization
+
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(16, 8, 8, 3)) * 4 + 2).astype("float32")
+    y = rng.normal(size=(16, 2)).astype("float32")
+    ours, theirs = _bn_net(FastBatchNormalization), _bn_net(keras.layers.BatchNormalization)
+    theirs.set_weights(ours.get_weights())
+    start = [w.copy() for w in ours.get_weights()]
+    for _ in range(3):
+        ours.train_on_batch(x, y)
+        theirs.train_on_batch(x, y)
+    assert not np.allclose(theirs.get_weights()[0], start[0])  # the steps moved the convolution
+    for mine, keras_w in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(mine, keras_w, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+
+
+def test_residual_stem_order_follows_the_setting_and_saves_and_loads(tmp_path):
+    import keras
+
+    from faces_keras.models.saving import load_keras_model
+
+    heads = plan_heads(load_schema("grids"))
+    kinds = {}
+    for stem in ("pool-first", "norm-first"):
+        model = build_model(heads, (64, 64, 1), ModelConfig(stem=stem))
+        kinds[stem] = [type(l).__name__ for l in model.layers[3:6]]  # after the input, augmentation, rescale
+        assert model.count_params() == build_model(heads, (64, 64, 1), ModelConfig()).count_params()
+    assert kinds["pool-first"] == ["Conv2D", "MaxPooling2D", "FastBatchNormalization"]
+    assert kinds["norm-first"] == ["Conv2D", "FastBatchNormalization", "ReLU"]
+    with pytest.raises(Exception, match="stem"):
+        ModelConfig(stem="pool-last")
+    # The suite's own layers (fused augmentation, fast batch norm) come back from a saved file.
+    model = compile_model(build_model(heads, (64, 64, 1), ModelConfig()), heads)
+    x = np.random.default_rng(1).integers(0, 255, (4, 64, 64, 1)).astype("float32")
+    model.train_on_batch(x, np.ones((4, 5), "float32"))
+    model.save(tmp_path / "m.keras")
+    back = load_keras_model(tmp_path / "m.keras")
+    assert type(back.get_layer("augmentation").layers[0]).__name__ == "RandomFaceAffine"
+    np.testing.assert_allclose(back.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    assert isinstance(back.layers[4], keras.layers.MaxPooling2D)
