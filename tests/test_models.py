@@ -234,3 +234,23 @@ def test_residual_stem_order_follows_the_setting_and_saves_and_loads(tmp_path):
     assert type(back.get_layer("augmentation").layers[0]).__name__ == "RandomFaceAffine"
     np.testing.assert_allclose(back.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
     assert isinstance(back.layers[4], keras.layers.MaxPooling2D)
+
+
+def test_compile_model_passes_jit_compile_to_keras():
+    import keras
+
+    heads = plan_heads(load_schema("grids"))
+    plain = ModelConfig(filters=4, blocks=2, augmentation=None)
+    assert compile_model(build_model(heads, (32, 32, 1), plain), heads, jit_compile=True).jit_compile is True
+    assert compile_model(build_model(heads, (32, 32, 1), plain), heads, jit_compile=False).jit_compile is False
+    # TensorFlow's XLA cannot compile the augmentation's warp: Keras falls back (with a warning).
+    augmented = build_model(heads, (32, 32, 1), ModelConfig(filters=4, blocks=2))
+    with pytest.warns(UserWarning) if keras.backend.backend() == "tensorflow" else _no_warning():
+        compiled = compile_model(augmented, heads, jit_compile=True)
+    assert compiled.jit_compile is (keras.backend.backend() != "tensorflow")
+
+
+def _no_warning():
+    import contextlib
+
+    return contextlib.nullcontext()

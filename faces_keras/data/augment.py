@@ -7,7 +7,10 @@ functions that each take ONE image of shape ``(H, W, C)``, ``uint8``, with
 ``C`` 1 (gray) or 3 (colour), and return the same shape and dtype.
 
 Online augmentation instead puts Keras preprocessing layers in front of the
-model (:func:`online_augmentation`), so every epoch sees new random variants.
+model (:func:`online_augmentation`), so every epoch sees new random variants;
+the flip, rotation, zoom and width change are one affine warp
+(:class:`faces_keras.data.affine.RandomFaceAffine`) unless
+``AugmentationConfig.fused`` is off.
 Those layers only act in training: ``model.fit`` and
 ``model(x, training=True)`` augment, ``model.predict`` and
 ``model(x, training=False)`` return the input unchanged. Beware that a direct

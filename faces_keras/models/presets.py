@@ -10,10 +10,12 @@ Presets, by name:
     parameters, nearly all in the Dense layer after Flatten.
 ``residual``
     A small ResNet (functional API): online augmentation, a stride-2 3x3 stem
-    convolution and a max pool (64x64 → 16x16), then stages of two residual
-    blocks (two 3x3 conv → batch norm, ReLU after the addition; projection
-    shortcuts where the shape changes), global average pooling, dropout before
-    the classifier. With 16 stem filters and 4 stages (16-16-32-64 filters):
+    convolution, a max pool (64x64 → 16x16), then the stem's batch norm and
+    ReLU (``stem="pool-first"``; ``"norm-first"`` normalises before the pool,
+    as models made before 2026-12 did), then stages of two residual blocks
+    (two 3x3 conv → batch norm, ReLU after the addition; projection shortcuts
+    where the shape changes), global average pooling, dropout before the
+    classifier. With 16 stem filters and 4 stages (16-16-32-64 filters):
     176 k parameters, 13 M FLOPs per 64x64 face.
 ``default``
     The suite's default: the ``residual`` architecture at the sizes above. On
@@ -30,6 +32,9 @@ Presets, by name:
 
 Every model takes uint8-range float images ``(size, size, C)`` and rescales
 them itself, so stored faces and photos at prediction time are fed alike.
+Batch norm is :class:`faces_keras.models.layers.FastBatchNormalization`
+(Keras's layer with a hand-written training gradient: the same numbers,
+faster steps); docs/benchmarks/models.md measures what each choice costs.
 Single-head models are ``keras.Sequential`` where the preset is sequential;
 several heads make a functional model with one named output per head.
 """
@@ -187,7 +192,7 @@ def build_model(heads: list[Head], input_shape: tuple[int, int, int], config: Mo
 def compile_model(model: keras.Model, heads: list[Head], learning_rate: float | Any = 1e-3,
                   class_weights: dict[str, list[float]] | None = None,
                   head_weights: dict[str, float] | None = None, *, label_smoothing: float = 0.0,
-                  ema_momentum: float | None = None) -> keras.Model:
+                  ema_momentum: float | None = None, jit_compile: bool | str = "auto") -> keras.Model:
     """Adam, a masked loss per head, masked metrics per head.
 
     Args:
@@ -201,6 +206,12 @@ def compile_model(model: keras.Model, heads: list[Head], learning_rate: float | 
         label_smoothing: for the binary and multi-class losses (0: none).
         ema_momentum: keep an exponential moving average of the weights
             (Keras's ``use_ema``) with this momentum; None: no average.
+        jit_compile: Keras's ``compile`` setting: ``"auto"`` (the default:
+            XLA wherever the model's layers allow it, except with TensorFlow
+            on a CPU), True or False. On a CPU XLA made the default
+            preset's steps slower (docs/benchmarks/models.md), and TensorFlow
+            cannot compile the online augmentation's warp at all: Keras then
+            warns and runs without XLA.
 
     Returns:
         The compiled model.
@@ -232,5 +243,5 @@ def compile_model(model: keras.Model, heads: list[Head], learning_rate: float | 
     optimizer = keras.optimizers.Adam(learning_rate, use_ema=ema_momentum is not None,
                                       ema_momentum=0.99 if ema_momentum is None else ema_momentum)
     model.compile(optimizer=optimizer, loss=losses, metrics=metrics,
-                  loss_weights=loss_weights)
+                  loss_weights=loss_weights, jit_compile=jit_compile)
     return model
