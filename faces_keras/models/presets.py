@@ -192,7 +192,9 @@ def build_model(heads: list[Head], input_shape: tuple[int, int, int], config: Mo
 def compile_model(model: keras.Model, heads: list[Head], learning_rate: float | Any = 1e-3,
                   class_weights: dict[str, list[float]] | None = None,
                   head_weights: dict[str, float] | None = None, *, label_smoothing: float = 0.0,
-                  ema_momentum: float | None = None, jit_compile: bool | str = "auto") -> keras.Model:
+                  ema_momentum: float | None = None, jit_compile: bool | str = "auto",
+                  loss: str = "crossentropy", priors: dict[str, list[float]] | None = None,
+                  logit_tau: float = 1.0) -> keras.Model:
     """Adam, a masked loss per head, masked metrics per head.
 
     Args:
@@ -204,6 +206,13 @@ def compile_model(model: keras.Model, heads: list[Head], learning_rate: float | 
         head_weights: how much each head's loss counts in the total (Keras's
             ``loss_weights``; heads not named count 1).
         label_smoothing: for the binary and multi-class losses (0: none).
+        loss: the binary and multi-class heads' loss: ``"crossentropy"``,
+            ``"focal"`` or ``"logit_adjusted"`` (faces_keras.models.losses;
+            regression heads keep their Huber loss).
+        priors: per head, the training split's class priors
+            (``faces_keras.models.losses.class_priors``); needed by the
+            focal and logit-adjusted losses.
+        logit_tau: the logit-adjusted loss's tau.
         ema_momentum: keep an exponential moving average of the weights
             (Keras's ``use_ema``) with this momentum; None: no average.
         jit_compile: Keras's ``compile`` setting: ``"auto"`` (the default:
@@ -217,7 +226,8 @@ def compile_model(model: keras.Model, heads: list[Head], learning_rate: float | 
         The compiled model.
 
     Raises:
-        ConfigError: ``head_weights`` names a head the model does not have.
+        ConfigError: ``head_weights`` names a head the model does not have,
+            or an unknown ``loss``, or a class-balanced one without ``priors``.
     """
     from faces_keras.models.heads import head_loss, head_metrics
 
@@ -229,6 +239,11 @@ def compile_model(model: keras.Model, heads: list[Head], learning_rate: float | 
                          f"{[h.name for h in heads]}")
 
     def loss_for(head: Head):
+        if loss != "crossentropy" and head.kind != "regression":
+            from faces_keras.models.losses import balanced_head_loss
+
+            return balanced_head_loss(head, loss, (priors or {}).get(head.name), tau=logit_tau,
+                                      label_smoothing=label_smoothing)
         weights = class_weights.get(head.name)
         return head_loss(head, pos_weight=weights if head.kind == "binary" else None,
                          class_weight=weights if head.kind == "multiclass" else None,

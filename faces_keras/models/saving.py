@@ -8,6 +8,7 @@ from pathlib import Path
 import keras
 
 import faces_keras.models.heads  # noqa: F401  (registers the custom losses and metrics)
+import faces_keras.models.losses  # noqa: F401  (registers the class-balanced losses)
 import faces_keras.models.layers  # noqa: F401  (registers the suite's layers: fused augmentation, fast batch norm)
 from faces_keras.errors import RunError
 from faces_keras.rundir import MODEL, RunDir

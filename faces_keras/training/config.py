@@ -11,6 +11,8 @@ from faces_keras.settings import setting, validate
 from faces_keras.thresholds.tune import ThresholdConfig
 
 SCHEDULES = ("plateau", "cosine")
+# the losses faces_keras.models.losses builds (kept here too: no Keras in this module)
+LOSSES = ("crossentropy", "focal", "logit_adjusted")
 # config.yaml of runs made before the threshold settings were one nested ThresholdConfig
 LEGACY_THRESHOLD_KEYS = {"threshold_method": "method", "threshold_mode": "mode",
                           "threshold_objective": "objective", "threshold_label_objectives": "label_objectives"}
@@ -28,7 +30,8 @@ class TrainConfig:
         ConfigError: a field is out of range, or settings contradict each
             other (warm-up or frozen epochs not fewer than ``epochs``, warm-up
             without the cosine schedule, frozen epochs without ``init_from``,
-            a ``monitor`` that is not a validation quantity).
+            a ``monitor`` that is not a validation quantity, a class-balanced
+            ``loss`` with ``class_weights``).
     """
 
     dataset: str = setting("", cli=False, help="prepared dataset folder")
@@ -60,6 +63,11 @@ class TrainConfig:
                                         help="after the frozen epochs, the learning rate times this")
     class_weights: str = setting("none", choices=("none", "balanced"),
                                  help="balanced: weigh rare classes up in the losses")
+    loss: str = setting("crossentropy", choices=LOSSES,
+                        help="binary and multi-class heads: crossentropy, focal (Keras's focal loss, "
+                             "alpha balanced from the training split's class rates) or logit_adjusted "
+                             "(Menon et al. 2021: logits shifted by tau*log(prior) in the loss)")
+    logit_tau: float = setting(1.0, at_least=0, help="logit_adjusted loss: the tau of tau*log(prior)")
     head_weights: dict[str, float] = setting(default_factory=dict, at_least=0, flag="--head-weight",
                                              metavar="HEAD=WEIGHT",
                                              help="how much a head's loss counts (default 1), e.g. age=0.5 "
@@ -89,6 +97,9 @@ class TrainConfig:
                               f"epochs={self.epochs}")
         if self.freeze_epochs and not self.init_from:
             raise ConfigError("freeze_epochs (--freeze-epochs): only a backbone from --init-from can be frozen")
+        if self.loss != "crossentropy" and self.class_weights != "none":
+            raise ConfigError(f"loss={self.loss!r} (--loss) balances the classes itself: expected "
+                              "class_weights='none' (drop --class-weights balanced)")
         if not self.monitor.startswith("val_"):
             raise ConfigError(f"monitor={self.monitor!r}: monitor a validation quantity (val_...)")
 

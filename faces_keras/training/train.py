@@ -23,6 +23,7 @@ from faces_keras.io import atomic_path, atomic_write_text, read_json, write_json
 from faces_keras.locking import folder_lock
 from faces_keras.models.heads import (Head, class_balance_weights, fit_targets, make_targets, plan_heads,
                                      standardise_heads)
+from faces_keras.models.losses import class_priors
 from faces_keras.models.presets import ModelConfig, build_model, compile_model
 from faces_keras.models.saving import load_keras_model, load_run_model
 from faces_keras.rundir import BEST, BEST_RECORD, CONFIG, LAST, MANIFEST, MODEL, SCHEMA, STATE, RunDir
@@ -491,7 +492,8 @@ def _fit(config: TrainConfig, run: RunDir, resume_state: dict | None,
     def compile_for(model, peak_factor: float = 1.0):
         compile_model(model, data.heads, learning_rate(config, train_faces, peak_factor), weights,
                       config.head_weights, label_smoothing=config.label_smoothing,
-                      ema_momentum=config.ema_momentum)
+                      ema_momentum=config.ema_momentum, loss=config.loss, logit_tau=config.logit_tau,
+                      priors=class_priors(data.targets["train"], data.heads))
 
     initial_epoch = 0
     if resume_state is not None:
