@@ -169,3 +169,28 @@ def test_face_chunks_gather_across_parts_in_the_asked_order():
     order = np.random.default_rng(3).permutation(12)
     gathered = np.concatenate(list(FaceChunks.rows_of(parts, order).chunks()))
     assert np.array_equal(gathered, np.concatenate(parts)[order])
+
+
+def _rss_file_kb() -> int:
+    from pathlib import Path
+
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssFile:"):
+            return int(line.split()[1])
+    pytest.skip("no RssFile in /proc/self/status (not Linux)")
+
+
+def test_released_pages_of_a_memory_mapped_file_leave_resident_memory_and_read_back_the_same(tmp_path):
+    from faces_keras.data.store import release_pages
+
+    images = np.random.default_rng(5).integers(0, 256, (8192, 64, 64, 1), dtype=np.uint8)  # 32 MiB
+    np.save(tmp_path / "images.npy", images)
+    mapped = np.load(tmp_path / "images.npy", mmap_mode="r")
+    before = _rss_file_kb()
+    assert int(np.asarray(mapped).sum(dtype=np.int64)) == int(images.sum(dtype=np.int64))  # touch every page
+    touched = _rss_file_kb()
+    assert touched - before > 24 * 1024  # the pages read count as resident...
+    assert release_pages(mapped[100:200])  # (a view finds its memory map)
+    assert touched - _rss_file_kb() > 24 * 1024  # ...until released
+    assert np.array_equal(mapped[4000:4100], images[4000:4100])  # and read back from the page cache
+    assert not release_pages(images)  # an array in memory is left alone

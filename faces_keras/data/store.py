@@ -52,6 +52,36 @@ def chunk_rows(array_or_shape, chunk_bytes: int = CHUNK_BYTES) -> int:
     return max(1, chunk_bytes // max(1, int(np.prod(row, dtype=np.int64))))
 
 
+def release_pages(array) -> bool:
+    """Tell the kernel this process no longer needs the pages of a memory-mapped array it has read.
+
+    Pages of a read-only file mapping that a process has touched count in its
+    resident memory until it unmaps them, so one pass over a 200k-face
+    images.npy would show as 0.8 GB held. Dropping them (``MADV_DONTNEED``)
+    keeps the pages in the page cache, whence a later read maps them again
+    at the cost of a minor fault, and keeps the process's memory at what it
+    really holds.
+
+    Args:
+        array: a ``np.memmap`` or a view of one; anything else is ignored.
+
+    Returns:
+        Whether pages were released.
+    """
+    import mmap
+
+    while array is not None and not hasattr(array, "_mmap"):
+        array = getattr(array, "base", None)
+    mapping = getattr(array, "_mmap", None)  # numpy keeps the mmap object of a memmap here
+    if mapping is None or not hasattr(mapping, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
+        return False
+    try:
+        mapping.madvise(mmap.MADV_DONTNEED)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def checksum(array: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> str:
     """The first 16 hex digits of the SHA-256 of an array's bytes (the manifest's ``images_sha256``).
 
@@ -73,6 +103,7 @@ def checksum(array: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> str:
     step = chunk_rows(array, chunk_bytes)
     for start in range(0, len(array), step):
         digest.update(np.ascontiguousarray(array[start:start + step]).data)
+        release_pages(array)  # a memory-mapped file is read once, not held
     return digest.hexdigest()[:16]
 
 

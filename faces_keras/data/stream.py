@@ -20,6 +20,8 @@ import numpy as np
 
 import keras
 
+from faces_keras.data.store import release_pages
+
 
 class FaceRows:
     """Some rows of a face array, read when indexed (a split of a memory-mapped dataset).
@@ -79,6 +81,9 @@ class FaceRows:
         return FaceRows(self.images, self.rows[np.asarray(keep)])
 
 
+RELEASE_BYTES = 64 << 20  # mapped face bytes read between two releases of their pages
+
+
 def as_float_batch(faces: np.ndarray) -> np.ndarray:
     """One batch of faces as the float32 0-255 values the models take.
 
@@ -117,6 +122,7 @@ class FaceBatches(keras.utils.PyDataset):
         self.faces, self.targets = faces, targets
         self.batch_size, self.shuffle, self.seed, self.flip = int(batch_size), shuffle, int(seed), flip
         self.epoch = 0
+        self._read_since_release = 0
         # Data-parallel (faces_keras.backend.use_distribution): every batch splits over the devices,
         # except a short one, put first, that a whole evaluation or prediction pass then replicates.
         self.replicas = _replicas()
@@ -146,7 +152,14 @@ class FaceBatches(keras.utils.PyDataset):
             # Sorted within the batch: reads go forward through the file, and a
             # batch's contents (not its order) is what training depends on.
             picked = np.sort(self.order[start:start + self.batch_size])
-        x = as_float_batch(self.faces[picked])
+        faces = self.faces[picked]
+        self._read_since_release += faces.nbytes
+        if self._read_since_release >= RELEASE_BYTES:
+            # The mapped pages read so far go back to the page cache: memory stays a few
+            # batches' worth however many faces an epoch reads.
+            release_pages(getattr(self.faces, "images", self.faces))
+            self._read_since_release = 0
+        x = as_float_batch(faces)
         if self.flip:
             x = x[:, :, ::-1]
         if self.targets is None:
