@@ -313,7 +313,7 @@ def predict_in_chunks(model, images: np.ndarray, heads: list[Head], *, batch_siz
     parts: list[dict[str, np.ndarray]] = []
     for start in tqdm(range(0, len(images), PREDICT_CHUNK), desc=desc, unit="chunk", leave=False,
                       disable=True if len(images) <= PREDICT_CHUNK else None):
-        chunk = images[start:start + PREDICT_CHUNK].astype("float32")
+        chunk = images[start:start + PREDICT_CHUNK]  # uint8: predict_heads casts a batch at a time
         parts.append(predict_heads(model, chunk, heads, batch_size=batch_size, tta_flip=tta_flip))
     return {head.name: np.concatenate([p[head.name] for p in parts]) for head in heads}
 

@@ -51,7 +51,7 @@ class ConfusionMatrixLogger(keras.callbacks.Callback):
     per-class recall) and ``confusion_<head>.csv`` into ``out_dir``.
 
     Args:
-        x_val: validation faces, float ``(N, size, size, C)``, 0-255.
+        x_val: validation faces ``(N, size, size, C)``, 0-255 (uint8 or float; cast a batch at a time).
         y_val: their true class indices; -1 is missing.
         head: the head's (output's) name.
         class_names: the classes, in index order.
@@ -146,8 +146,8 @@ def confusion_callbacks(dataset: str | Path, labels: tuple[str, ...] | list[str]
         return []
     images, frame = ds.split("val")
     targets = make_targets(frame, heads)
-    x_val = images.astype("float32")
-    return [ConfusionMatrixLogger(x_val, targets[h.name], h.name, list(schema[h.labels[0]].classes),
+    # uint8: the logger predicts through FaceBatches, which casts a batch at a time
+    return [ConfusionMatrixLogger(images, targets[h.name], h.name, list(schema[h.labels[0]].classes),
                                   out_dir, append=append) for h in heads]
 
 
