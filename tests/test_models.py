@@ -25,7 +25,7 @@ def _outputs(model, x):
     return out if isinstance(out, dict) else {model.layers[-1].name: out}
 
 
-@pytest.mark.parametrize("preset", ["default", "residual", "sequential", "original-per-label"])
+@pytest.mark.parametrize("preset", ["default", "residual", "xception", "sequential", "original-per-label"])
 @pytest.mark.parametrize("kind", sorted(SCHEMAS))
 def test_preset_output_shapes(preset, kind):
     schema_name, shape, expected = SCHEMAS[kind]
@@ -254,3 +254,51 @@ def _no_warning():
     import contextlib
 
     return contextlib.nullcontext()
+
+
+def test_xception_keeps_small_faces_at_full_resolution_and_halves_large_ones():
+    import keras
+
+    heads = plan_heads(load_schema("fer2013"))
+
+    def first_separable_input(size):
+        model = build_model(heads, (size, size, 1), ModelConfig(preset="xception"))
+        layer = next(l for l in model.layers if isinstance(l, keras.layers.SeparableConv2D))
+        return layer.input.shape[1], model
+
+    assert first_separable_input(48)[0] == 48  # not quartered as the residual stem would (12)
+    assert first_separable_input(96)[0] == 48
+    size, model = first_separable_input(64)
+    assert size == 64
+    separable = [l for l in model.layers if isinstance(l, keras.layers.SeparableConv2D)]
+    assert [l.filters for l in separable] == [16, 16, 32, 32, 64, 64, 128, 128]  # mini-Xception's widths
+    assert 40_000 < model.count_params() < 80_000
+    assert ModelConfig(preset="xception", stem="half").stem_for(48) == "half"
+
+
+@pytest.mark.backend_subset
+def test_strided_projection_equals_a_strided_1x1_convolution_and_trains_at_48x48():
+    import keras
+
+    from faces_keras.models.presets import _strided_projection
+
+    # The subsampled 1x1 convolution replaces Conv2D(strides=2), whose oneDNN training kernel corrupts the
+    # heap on 48x48 maps in TensorFlow 2.21: same numbers from the same kernel.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 48, 48, 8)).astype("float32")
+    inputs = keras.Input((48, 48, 8))
+    ours = keras.Model(inputs, _strided_projection(inputs, 16))
+    strided = keras.layers.Conv2D(16, 1, strides=2, padding="same", use_bias=False)
+    strided.build((None, 48, 48, 8))
+    conv = next(l for l in ours.layers if isinstance(l, keras.layers.Conv2D))
+    strided.set_weights(conv.get_weights())
+    bn = next(l for l in ours.layers if isinstance(l, keras.layers.BatchNormalization))
+    reference = keras.Sequential([keras.Input((48, 48, 8)), strided, bn])
+    np.testing.assert_allclose(ours.predict(x, verbose=0), reference.predict(x, verbose=0), atol=1e-5)
+    # A few training steps of the xception preset on 48x48 faces: the strided kernel aborted here.
+    heads = plan_heads(load_schema("fer2013"))
+    model = compile_model(build_model(heads, (48, 48, 1), ModelConfig(preset="xception", augmentation=None)), heads)
+    faces = rng.integers(0, 255, (16, 48, 48, 1)).astype("float32")
+    labels = rng.integers(0, 7, 16).astype("float32")
+    losses = [float(np.ravel(model.train_on_batch(faces, labels))[0]) for _ in range(3)]
+    assert np.isfinite(losses).all()

