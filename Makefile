@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 EXTRAS ?= tensorflow,jax,torch,distributed,dev,app,export,hub
 PYTEST_ARGS ?=
 
-.PHONY: install lint demo test test-fast test-jax test-torch test-notebooks test-slow bench clean
+.PHONY: faces-backbone install lint demo test test-fast test-jax test-torch test-notebooks test-slow bench clean
 
 $(VENV)/.installed: setup.cfg constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,23 @@ test-slow: install
 bench: install
 	$(PY) benchmarks/bench_prepare.py
 	$(PY) benchmarks/bench_models.py
+
+# The faces backbone (configs/faces-backbone-train.yaml): prepare CelebA (40 attributes), UTKFace and
+# FER-2013 at 64x64 gray, merge them, train one model on all, then fine-tune it on the grid faces,
+# UTKFace and FER-2013. About 30 min on 2 CPU cores; docs/results.md has what it gave.
+FACES := KERAS_BACKEND=$${KERAS_BACKEND:-tensorflow} $(VENV)/bin/faces-keras
+faces-backbone: install
+	test -d prepared/celeba40 || $(FACES) prepare prepared/celeba40 --config configs/faces-backbone-celeba40-prepare.yaml
+	test -d prepared/utkface-gray || $(FACES) prepare prepared/utkface-gray --config configs/faces-backbone-utkface-prepare.yaml
+	test -d prepared/fer2013-64 || $(FACES) prepare prepared/fer2013-64 --config configs/faces-backbone-fer2013-prepare.yaml
+	test -d prepared/grids || $(FACES) prepare prepared/grids --schema grids --labels ../shared/data/grids/faces-labels.csv --augment original
+	test -d prepared/faces-backbone || $(FACES) dataset merge prepared/faces-backbone prepared/celeba40 \
+		prepared/utkface-gray prepared/fer2013-64 --names celeba,utkface,fer2013
+	test -f runs/faces-backbone/model.keras || $(FACES) train prepared/faces-backbone --config configs/faces-backbone-train.yaml
+	for data in grids utkface-gray fer2013-64; do \
+		test -f runs/$$data-from-faces/model.keras || \
+		$(FACES) train prepared/$$data --config configs/faces-backbone-finetune.yaml --out runs/$$data-from-faces || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) runs prepared searches .pytest_cache

@@ -8,7 +8,8 @@ import pytest
 
 from faces_keras.cli import main
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*-train.yaml"))
+FOLDER = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = sorted([*FOLDER.glob("*-train.yaml"), *FOLDER.glob("*-finetune.yaml")])
 
 
 def test_there_are_training_configs():
@@ -21,4 +22,5 @@ def test_training_config_is_read_up_to_the_missing_dataset(config, tmp_path, cap
     status = main(["train", str(tmp_path / "absent"), "--config", str(config), "--out", str(tmp_path / "run")])
     error = capsys.readouterr().err
     assert status == 2
-    assert "not a prepared dataset" in error, error
+    # a fine-tuning config's --init-from run is checked first, and is missing here too
+    assert "not a prepared dataset" in error or "--init-from runs/" in error, error
