@@ -48,6 +48,7 @@ def register(sub) -> None:
 def _train_config(args: argparse.Namespace, config_file: ConfigFile) -> TrainConfig:
     values = config_file.values
     values.pop("environment", None)  # a run's config.yaml records it; not a setting
+    values.pop("backbone", None)  # likewise: where an --init-from backbone came from
     for old in LEGACY_THRESHOLD_KEYS:  # older runs' config.yaml
         if old in values:
             values.setdefault("thresholds", {})[LEGACY_THRESHOLD_KEYS[old]] = values.pop(old)

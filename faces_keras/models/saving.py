@@ -10,6 +10,7 @@ import keras
 import faces_keras.models.heads  # noqa: F401  (registers the custom losses and metrics)
 import faces_keras.models.losses  # noqa: F401  (registers the class-balanced losses)
 import faces_keras.models.layers  # noqa: F401  (registers the suite's layers: fused augmentation, fast batch norm)
+import faces_keras.models.hub  # noqa: F401  (registers the keras-hub backbone wrapper; keras-hub itself when needed)
 from faces_keras.errors import RunError
 from faces_keras.rundir import MODEL, RunDir
 
@@ -54,6 +55,13 @@ def load_keras_model(path: str | Path, compile: bool = True):
     if not zipfile.is_zipfile(path):
         raise RunError(f"{path} is truncated or damaged (not a .keras zip archive): {expected}; "
                        "train the run again or restore the file")
+    if _needs_keras_hub(path):
+        from faces_keras.models.hub import require_keras_hub
+
+        try:
+            require_keras_hub()  # registers the keras-hub classes the file names
+        except RunError as exc:
+            raise RunError(f"{path} holds a keras-hub backbone: {exc}") from None
     try:
         return keras.saving.load_model(path, compile=compile)
     except Exception as exc:  # Keras raises ValueError, TypeError, KeyError, OSError, ... for bad files
@@ -65,3 +73,12 @@ def load_keras_model(path: str | Path, compile: bool = True):
         reason = text if len(text) <= 160 else text[:157] + "..."
         raise RunError(f"{path}: Keras could not load the model ({type(exc).__name__}: {reason}); "
                        f"{expected}") from None
+
+
+def _needs_keras_hub(path: Path) -> bool:
+    """Whether the ``.keras`` archive's config names keras-hub classes (a hub backbone inside)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return b"keras_hub" in archive.read("config.json")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return False  # Keras says what is wrong with the file

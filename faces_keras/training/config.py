@@ -54,9 +54,11 @@ class TrainConfig:
                                          help="keep an exponential moving average of the weights (momentum 0.99 "
                                               "unless given) and validate, checkpoint and keep the average")
     tta_flip: bool = setting(False, help="predict each face and its mirror image and average (val, test, reports)")
-    init_from: str | None = setting(None, metavar="RUN_OR_MODEL",
-                                    help="start the backbone from another run directory (its architecture too) "
-                                         "or a local .keras file; the heads are built fresh for this dataset")
+    init_from: str | None = setting(None, metavar="RUN_MODEL_OR_PRESET",
+                                    help="start the backbone from another run directory (its architecture too), "
+                                         "a local .keras file, or a local keras-hub preset directory "
+                                         "(Backbone.save_to_preset; needs keras-hub); the heads are built "
+                                         "fresh for this dataset")
     freeze_epochs: int = setting(0, at_least=0, help="with --init-from: train only the heads for this many "
                                                      "epochs, then everything")
     finetune_lr_factor: float = setting(0.1, above=0, at_most=1,
@@ -120,7 +122,8 @@ class TrainConfig:
         """A TrainConfig from a run's config.yaml (older runs' flat threshold keys accepted).
 
         Args:
-            data: the mapping config.yaml holds; ``environment`` is ignored.
+            data: the mapping config.yaml holds; ``environment`` and
+                ``backbone`` (records, not settings) are ignored.
             where: what to name in messages (the file it came from).
 
         Returns:
@@ -129,7 +132,7 @@ class TrainConfig:
         Raises:
             ConfigError: an unknown key (named with ``where``) or a bad value.
         """
-        data = {k: v for k, v in data.items() if k != "environment"}  # recorded, not a setting
+        data = {k: v for k, v in data.items() if k not in ("environment", "backbone")}  # recorded, not settings
         thresholds = dict(data.pop("thresholds", None) or {})
         for old, new in LEGACY_THRESHOLD_KEYS.items():
             if old in data:

@@ -357,9 +357,9 @@ def _with_source_architecture(config: TrainConfig) -> TrainConfig:
     """A run directory given to init_from sets the architecture (its weights fit no other)."""
     from dataclasses import replace
 
-    from faces_keras.training.transfer import source_architecture, source_model_path
+    from faces_keras.training.transfer import check_source, source_architecture
 
-    source_model_path(config.init_from)  # fail early, before the dataset loads
+    check_source(config.init_from)  # fail early, before the dataset loads
     architecture = source_architecture(config.init_from)
     if not architecture:
         return config
@@ -482,7 +482,8 @@ def _fit(config: TrainConfig, run: RunDir, resume_state: dict | None,
     dataset = Dataset.load(config.dataset)
     data = TrainingData.load(dataset, config.labels, config.max_train, config.seed)
     schema = data.schema
-    run.write_config({**config.to_dict(), "environment": _environment(device, precision)})
+    run.write_config({**config.to_dict(), **_backbone_record(config, run),
+                      "environment": _environment(device, precision)})
     schema.dump(run / SCHEMA)
     write_json(run / MANIFEST, {**dataset.manifest, "path": str(dataset.path)})
 
@@ -501,12 +502,13 @@ def _fit(config: TrainConfig, run: RunDir, resume_state: dict | None,
         initial_epoch = int(resume_state["epoch"]) + 1
         log.info("resuming %s at epoch %d of %d", run.path, initial_epoch + 1, config.epochs)
     else:
-        model = build_model(data.heads, data.x["train"].shape[1:], config.model)
         if config.init_from:
-            from faces_keras.training.transfer import load_backbone, set_backbone_trainable
+            from faces_keras.training.transfer import build_transfer_model, set_backbone_trainable
 
-            load_backbone(model, config.init_from)
+            model = build_transfer_model(data.heads, data.x["train"].shape[1:], config.model, config.init_from)
             set_backbone_trainable(model, not config.freeze_epochs)
+        else:
+            model = build_model(data.heads, data.x["train"].shape[1:], config.model)
         compile_for(model)
     started = time.time()
     # Two phases with a frozen backbone (heads first, then everything at a lower rate);
@@ -544,6 +546,19 @@ def _fit(config: TrainConfig, run: RunDir, resume_state: dict | None,
         model.save(tmp)
     finish_run(run, model, data, config, train_seconds)
     return run
+
+
+def _backbone_record(config: TrainConfig, run: RunDir) -> dict:
+    """config.yaml's ``backbone`` entry: where an --init-from backbone came from (kept as is on resume)."""
+    if not config.init_from:
+        return {}
+    if (run / CONFIG).is_file():
+        earlier = run.read_config().get("backbone")
+        if earlier:
+            return {"backbone": earlier}
+    from faces_keras.training.transfer import source_record
+
+    return {"backbone": source_record(config.init_from)}
 
 
 def _environment(device: dict, precision: str) -> dict:

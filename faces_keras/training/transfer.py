@@ -9,6 +9,15 @@ downloaded). With ``--freeze-epochs N`` the backbone trains frozen for N epochs
 (only the heads learn), then unfrozen at ``finetune_lr_factor`` times the
 learning rate.
 
+SOURCE may also be a local keras-hub preset directory (what
+``keras_hub.models.Backbone.save_to_preset`` writes): the new model is then the
+keras-hub backbone, with its saved weights, between the suite's augmentation
+and rescaling and fresh heads (:func:`faces_keras.models.hub.build_hub_model`).
+A run (or model file) whose model holds such a backbone passes it on the same
+way, so a backbone can be fine-tuned on a big dataset and then on a small one.
+The run's config.yaml records where the backbone came from under ``backbone``
+(:func:`source_record`).
+
 Backbone layers are matched in order: the i-th layer with weights of the
 source's backbone gives its weights to the i-th of the new model's, and every
 shape must agree. Head layers (a model's outputs, and the ``*_standardised``
@@ -32,6 +41,92 @@ ARCHITECTURE_KEYS = ("preset", "filters", "blocks", "convs_per_block", "dense", 
                      "original_dense")
 
 
+def check_source(source: str | Path) -> None:
+    """Fail early, before the dataset loads, if ``source`` cannot give a backbone.
+
+    Args:
+        source: a run directory, a ``.keras`` file, or a keras-hub preset directory.
+
+    Raises:
+        RunError: none of those (the message names it and what was
+            expected), or a keras-hub preset without keras-hub installed.
+    """
+    from faces_keras.models.hub import check_preset_dir, is_hub_preset, require_keras_hub
+
+    if is_hub_preset(source):
+        check_preset_dir(source)
+        require_keras_hub()
+    else:
+        source_model_path(source)
+
+
+def source_record(source: str | Path) -> dict:
+    """Where a run's backbone came from, for its config.yaml's ``backbone`` entry.
+
+    Args:
+        source: the ``--init-from`` source.
+
+    Returns:
+        ``from`` (``keras-hub preset``, ``run directory`` or ``model file``)
+        and the absolute ``path``; for a preset its class and metadata
+        (:func:`faces_keras.models.hub.describe_preset`); for a run whose own
+        backbone came from elsewhere, that run's record as ``via``.
+    """
+    from faces_keras.models.hub import describe_preset, is_hub_preset
+
+    if is_hub_preset(source):
+        return describe_preset(source)
+    path = Path(source)
+    record = {"from": "run directory" if path.is_dir() else "model file", "path": str(path.resolve())}
+    config = path / CONFIG
+    if config.is_file():
+        import yaml
+
+        earlier = (yaml.safe_load(config.read_text()) or {}).get("backbone")
+        if earlier:
+            record["via"] = earlier
+    return record
+
+
+def build_transfer_model(heads: list, input_shape: tuple[int, int, int], config, source: str | Path):
+    """The new, uncompiled model for ``heads``, its backbone from ``source`` (fresh heads).
+
+    Args:
+        heads: the new dataset's heads.
+        input_shape: one face's shape ``(size, size, channels)``.
+        config: the :class:`~faces_keras.models.config.ModelConfig`.
+        source: a run directory or ``.keras`` file (the suite's presets, or
+            a keras-hub backbone inside), or a keras-hub preset directory.
+
+    Returns:
+        The model, its backbone weights the source's.
+
+    Raises:
+        RunError: the source cannot be read, or its backbone does not fit.
+    """
+    from faces_keras.models.hub import build_hub_model, hub_backbone_of, is_hub_preset
+
+    if is_hub_preset(source):
+        model = build_hub_model(heads, input_shape, config, Path(source))
+        log.info("backbone %s loaded from keras-hub preset %s", hub_backbone_of(model).backbone.name, source)
+        return model
+    path = source_model_path(source)
+    try:
+        donor = load_keras_model(path, compile=False)
+    except RunError as exc:
+        raise RunError(f"--init-from: {exc}") from None
+    hub = hub_backbone_of(donor)
+    if hub is not None:  # the donor's keras-hub backbone itself, its weights as trained
+        model = build_hub_model(heads, input_shape, config, hub.backbone)
+        log.info("keras-hub backbone %s loaded from %s", hub.backbone.name, path)
+        return model
+    from faces_keras.models.presets import build_model
+
+    model = build_model(heads, input_shape, config)
+    _copy_backbone(model, donor, path)
+    return model
+
+
 def source_model_path(source: str | Path) -> Path:
     """The ``.keras`` file behind ``source`` (a run directory or the file itself).
 
@@ -48,7 +143,8 @@ def source_model_path(source: str | Path) -> Path:
     if path.is_dir():
         path = path / MODEL
     if not path.is_file():
-        raise RunError(f"--init-from {source}: expected a run directory holding {MODEL}, or a .keras model file")
+        raise RunError(f"--init-from {source}: expected a run directory holding {MODEL}, a keras-hub preset "
+                       "directory holding config.json (Backbone.save_to_preset), or a .keras model file")
     if path.suffix != ".keras":
         raise RunError(f"--init-from {source}: expected a .keras model file, got {path.name}")
     return path
@@ -110,6 +206,10 @@ def load_backbone(model, source: str | Path) -> int:
         donor = load_keras_model(path, compile=False)
     except RunError as exc:
         raise RunError(f"--init-from: {exc}") from None
+    return _copy_backbone(model, donor, path)
+
+
+def _copy_backbone(model, donor, path: Path) -> int:
     theirs, ours = backbone_layers(donor), backbone_layers(model)
     if len(theirs) != len(ours):
         raise RunError(f"--init-from {path}: its backbone has {len(theirs)} layers with weights, the new "
@@ -144,5 +244,5 @@ def set_backbone_trainable(model, trainable: bool) -> bool:
     return changed
 
 
-__all__ = ["backbone_layers", "load_backbone", "set_backbone_trainable", "source_architecture",
-           "source_model_path"]
+__all__ = ["backbone_layers", "build_transfer_model", "check_source", "load_backbone", "set_backbone_trainable",
+           "source_architecture", "source_model_path", "source_record"]
