@@ -34,6 +34,18 @@ def register(sub) -> None:
                    help="predict val and test again first (after model.keras was replaced)")
     p.set_defaults(handler=run_thresholds)
 
+    p = sub.add_parser("ensemble", help="average runs' predictions; thresholds on validation, test once",
+                       description="Average the val/test predictions of two or more runs trained on the same "
+                                   "prepared dataset (other seeds, other presets), tune thresholds on the "
+                                   "averaged validation predictions and score test once. OUT gets "
+                                   "predictions.npz, thresholds.json and metrics.json/.csv/.md; it has no model "
+                                   "of its own.")
+    p.add_argument("runs", nargs="+", help="run directories (two or more, same dataset and schema)")
+    p.add_argument("--out", required=True, help="the ensemble folder to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    add_settings(p, ThresholdConfig)
+    p.set_defaults(handler=run_ensemble)
+
     p = sub.add_parser("compare", help="per-label models against one all-label model on one split",
                        description="Train one model per binary label and one for all of them, on one "
                                    "dataset and split, and tabulate their test scores.")
@@ -90,6 +102,23 @@ def run_thresholds(args: argparse.Namespace) -> int:
     print((run / "metrics.md").read_text() if (run / "metrics.md").is_file() else "no binary labels: "
           "multi-class heads take the arg-max and need no threshold")
     print(f"thresholds: {run / 'thresholds.json'}")
+    return 0
+
+
+def run_ensemble(args: argparse.Namespace) -> int:
+    from faces_keras.training.ensemble import ensemble_runs
+
+    metrics = ensemble_runs(args.runs, args.out, thresholds=settings_from(ThresholdConfig, args),
+                            overwrite=args.overwrite)
+    out = Path(args.out)
+    if (out / "metrics.md").is_file():
+        print((out / "metrics.md").read_text())
+    for name, head in metrics["heads"].items():
+        if head["kind"] == "multiclass":
+            print(f"{name}: test accuracy {head['test']['accuracy']:.3f}, macro F1 {head['test']['macro_f1']:.3f}")
+        elif head["kind"] == "regression":
+            print(f"{name}: test MAE {head['test']['mae']:.3f}")
+    print(f"ensemble of {len(args.runs)} runs: {out / 'metrics.json'}")
     return 0
 
 
