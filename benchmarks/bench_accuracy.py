@@ -270,7 +270,9 @@ def fer_peer_record(task: Task, args) -> dict:
     classes = list(data.schema["emotion"].classes)
     started = time.process_time()
     probs = fer_peer_probabilities(model, data.images[test], classes)
-    result = multiclass_metrics(data.faces.loc[test, "emotion"].map(classes.index).to_numpy(), probs, classes)
+    truth = data.faces.loc[test, "emotion"]
+    truth = truth.map(classes.index) if truth.dtype == object else truth  # stored as class indices
+    result = multiclass_metrics(truth.to_numpy().astype(int), probs, classes)
     return {"task": task.name, "recipe": "fer", "seed": None, "run": path,
             "scores": {"emotion acc": result["accuracy"], "emotion macro F1": result["macro_f1"]},
             "train_seconds": None, "cpu_seconds": None, "predict_cpu_seconds": time.process_time() - started,
@@ -376,11 +378,22 @@ def markdown(records: list[dict]) -> str:
     return "\n".join(parts)
 
 
-def write_outputs(records: list[dict], out: Path, records_path: Path) -> None:
+def save(new: list[dict], out: Path, records_path: Path) -> list[dict]:
+    """Merge ``new`` into the records file as it is now, and rewrite the records and the table.
+
+    The file's lock makes each merge read the latest records, so two sittings
+    (another task in another shell) add to each other's records, never drop them.
+    """
+    from filelock import FileLock
+
     from faces_keras.io import atomic_write_text
 
-    atomic_write_text(records_path, json.dumps(records, indent=1, default=float) + "\n")
-    atomic_write_text(out, markdown(records))
+    records_path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(records_path) + ".lock"):
+        records = merge(read_records(records_path), new)
+        atomic_write_text(records_path, json.dumps(records, indent=1, default=float) + "\n")
+        atomic_write_text(out, markdown(records))
+    return records
 
 
 def parse_list(text: str) -> list[str]:
@@ -407,30 +420,26 @@ def main(argv: list[str] | None = None) -> int:
     records = read_records(args.records)
     if not args.report_only:
         args.work.mkdir(parents=True, exist_ok=True)
+        for wanted in args.recipes or []:
+            if not any(r.name == wanted for t in args.tasks for r in TASKS[t].recipes):
+                parser.error(f"--recipes: no task in --tasks has a recipe {wanted!r}")
         for name in args.tasks:
             task = TASKS[name]
-            recipes = [r for r in task.recipes if not args.recipes or r.name in args.recipes]
-            if args.recipes:
-                for wanted in args.recipes:
-                    if not any(r.name == wanted for t in args.tasks for r in TASKS[t].recipes):
-                        parser.error(f"--recipes: no task in --tasks has a recipe {wanted!r}")
-            for recipe in recipes:
+            for recipe in [r for r in task.recipes if not args.recipes or r.name in args.recipes]:
                 if recipe.name == "fer":
-                    records = merge(records, [fer_peer_record(task, args)])
-                    write_outputs(records, args.out, args.records)
+                    records = save([fer_peer_record(task, args)], args.out, args.records)
                     continue
                 for seed in args.seeds:
                     run, cpu = train_run(task, recipe, seed, args)
                     previous = next((r for r in records if key(r) == (task.name, recipe.name, seed)), None)
-                    records = merge(records, [run_record(task, recipe, seed, run, cpu, previous, args)])
-                    write_outputs(records, args.out, args.records)  # each seed lands at once
-                done = [run_path(args.work, task.name, recipe.name, s) for s in sorted(
-                    {r["seed"] for r in records if key(r)[:2] == (task.name, recipe.name)})]
-                done = [run for run in done if complete(run)]
+                    # each seed lands at once
+                    records = save([run_record(task, recipe, seed, run, cpu, previous, args)], args.out, args.records)
+                seeds = sorted({r["seed"] for r in records if key(r)[:2] == (task.name, recipe.name)})
+                done = [run for run in (run_path(args.work, task.name, recipe.name, s) for s in seeds)
+                        if complete(run)]
                 if len(done) >= 2:
-                    records = merge(records, [ensemble_record(task, recipe, done, records, args)])
-                    write_outputs(records, args.out, args.records)
-    write_outputs(records, args.out, args.records)
+                    records = save([ensemble_record(task, recipe, done, records, args)], args.out, args.records)
+    records = save([], args.out, args.records)
     print(markdown([r for r in records if r["task"] in args.tasks]))
     print(f"wrote {args.out} and {args.records}")
     return 0

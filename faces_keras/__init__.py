@@ -79,6 +79,7 @@ _PUBLIC = {
     "compare": "faces_keras.training.compare",
     "plan_runs": "faces_keras.training.compare",
     "plot_comparison": "faces_keras.training.compare",
+    "ensemble_runs": "faces_keras.training.ensemble",
     # thresholds
     "ThresholdConfig": "faces_keras.thresholds.tune",
     "tune_thresholds": "faces_keras.thresholds.tune",
