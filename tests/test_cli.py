@@ -11,7 +11,7 @@ from faces_keras.cli import build_parser, main
 from faces_keras.io import read_json
 
 SUBCOMMANDS = ["quickstart", "prepare", "dataset", "train", "thresholds", "report", "predict", "export", "evaluate",
-               "embed", "compare", "tune"]
+               "embed", "compare", "ensemble", "tune"]
 
 
 def test_every_subcommand_has_help(capsys):
