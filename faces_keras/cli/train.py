@@ -108,17 +108,11 @@ def run_thresholds(args: argparse.Namespace) -> int:
 def run_ensemble(args: argparse.Namespace) -> int:
     from faces_keras.training.ensemble import ensemble_runs
 
-    metrics = ensemble_runs(args.runs, args.out, thresholds=settings_from(ThresholdConfig, args),
-                            overwrite=args.overwrite)
-    out = Path(args.out)
-    if (out / "metrics.md").is_file():
-        print((out / "metrics.md").read_text())
-    for name, head in metrics["heads"].items():
-        if head["kind"] == "multiclass":
-            print(f"{name}: test accuracy {head['test']['accuracy']:.3f}, macro F1 {head['test']['macro_f1']:.3f}")
-        elif head["kind"] == "regression":
-            print(f"{name}: test MAE {head['test']['mae']:.3f}")
-    print(f"ensemble of {len(args.runs)} runs: {out / 'metrics.json'}")
+    from faces_keras.rundir import RunDir
+
+    ensemble_runs(args.runs, args.out, thresholds=settings_from(ThresholdConfig, args), overwrite=args.overwrite)
+    print_run_summary(RunDir(args.out))
+    print(f"an ensemble of {len(args.runs)} runs (metrics.json lists them)")
     return 0
 
 
