@@ -56,6 +56,19 @@ def test_scores_read_each_head_kind_from_metrics_json():
     assert bench.scores(bench.TASKS["fer2013"], metrics)["race macro F1"] == 0.6
 
 
+def test_utkface_adds_sex_accuracy_on_adults_at_the_runs_threshold(tmp_path):
+    # four adults (three right at threshold 0.6, one wrong) and two babies (both wrong)
+    np.savez(tmp_path / "predictions.npz", **{
+        "test/labels": np.array([[0.9], [0.6], [0.2], [0.7], [0.9], [0.1]]),
+        "test/labels/true": np.array([[1.0], [1.0], [0.0], [0.0], [0.0], [1.0]]),
+        "test/age/true": np.array([[30.0], [18.0], [65.0], [40.0], [1.0], [2.0]])})
+    (tmp_path / "thresholds.json").write_text(json.dumps({"thresholds": {"sex": 0.6}}))
+    metrics = {"heads": {"labels": {"kind": "binary", "test": [{"label": "sex", "f1": 0.5, "accuracy": 0.5}]}}}
+    columns = bench.scores(bench.TASKS["utkface"], metrics, tmp_path)
+    assert columns == {"sex acc": 0.5, "sex acc, age ≥ 18": 0.75}
+    assert "sex acc, age ≥ 18" not in bench.scores(bench.TASKS["celeba"], metrics, tmp_path)
+
+
 def test_damaged_records_are_refused_in_one_line_naming_the_file(tmp_path):
     path = tmp_path / "accuracy.json"
     path.write_text("[{\"task\": ")
