@@ -78,10 +78,14 @@ def test_resume_continues_from_last_completed_epoch(tmp_path, grids_dataset, mon
     monkeypatch.setattr(training, "_callbacks", real_callbacks)
     assert read_json(tmp_path / "run" / "checkpoints" / "state.json")["epoch"] == 1
     assert not (tmp_path / "run" / "model.keras").exists()
+    first_sitting = read_json(tmp_path / "run" / "checkpoints" / "state.json")["fit_seconds"]
+    assert first_sitting > 0
     run = resume(tmp_path / "run")
     history = (run / "history.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in history[1:]] == ["0", "1", "2"]  # epoch 3 only was added
     assert (run / "model.keras").is_file() and (run / "metrics.json").is_file()
+    # the training time counts both sittings, not only the resumed epoch
+    assert read_json(run / "metrics.json")["train_seconds"] > first_sitting
 
 
 def test_train_config_round_trip_and_validation():

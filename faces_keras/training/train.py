@@ -149,20 +149,30 @@ def _head_outputs(out, heads: list[Head]) -> dict[str, np.ndarray]:
 
 
 class _ResumeState:
-    """Keras callback factory: after each epoch save last.keras, then state.json (the commit point)."""
+    """Keras callback factory: after each epoch save last.keras, then state.json (the commit point).
+
+    state.json also keeps the fit's seconds so far (``fit_seconds``, from
+    ``earlier_seconds`` on), so a resumed run's ``train_seconds`` counts the
+    sittings before it too.
+    """
 
     @staticmethod
-    def make(run: RunDir, monitor: str):
+    def make(run: RunDir, monitor: str, earlier_seconds: float = 0.0):
         import keras
 
         class ResumeState(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.began = time.time()
+
             def on_epoch_end(self, epoch, logs=None):
                 with atomic_path(run.checkpoints / LAST) as tmp:
                     self.model.save(tmp)
                 # state.json is written last: a kill before it leaves the previous epoch's
                 # state, whose last.keras was replaced only by a whole later one. The best
                 # value to beat is best.json's, written with best.keras.
-                write_json(run.checkpoints / STATE, {"epoch": epoch, "monitor": monitor, "time": time.time()})
+                now = time.time()
+                write_json(run.checkpoints / STATE, {"epoch": epoch, "monitor": monitor, "time": now,
+                                                     "fit_seconds": earlier_seconds + now - self.began})
 
         return ResumeState
 
@@ -263,7 +273,7 @@ def _callbacks(run: RunDir, config: TrainConfig, resume_state: dict | None, trai
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=config.monitor, mode=mode, factor=0.5,
                                                            patience=config.reduce_lr_patience, min_lr=1e-5))
     callbacks += [keras.callbacks.CSVLogger(str(run / "history.csv"), append=resume_state is not None),
-                  _ResumeState.make(run, config.monitor)()]
+                  _ResumeState.make(run, config.monitor, float((resume_state or {}).get("fit_seconds", 0.0)))()]
     if config.ema_momentum is not None:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     callbacks += [
@@ -511,6 +521,7 @@ def _fit(config: TrainConfig, run: RunDir, resume_state: dict | None,
             model = build_model(data.heads, data.x["train"].shape[1:], config.model)
         compile_for(model)
     started = time.time()
+    earlier_seconds = float((resume_state or {}).get("fit_seconds", 0.0))  # the sittings before a resume
     # Two phases with a frozen backbone (heads first, then everything at a lower rate);
     # one otherwise. A run resumed after the first phase unfreezes and recompiles here.
     phases = [(config.freeze_epochs, 1.0), (config.epochs, config.finetune_lr_factor)] \
@@ -535,8 +546,9 @@ def _fit(config: TrainConfig, run: RunDir, resume_state: dict | None,
         )
         initial_epoch = end_epoch
         # The next phase's callbacks continue this one's files and best value.
-        resume_state = {"epoch": end_epoch - 1, "best": _best_value(run)}
-    train_seconds = time.time() - started
+        resume_state = {"epoch": end_epoch - 1, "best": _best_value(run),
+                        "fit_seconds": earlier_seconds + time.time() - started}
+    train_seconds = earlier_seconds + time.time() - started
     best = run.checkpoints / BEST
     if best.is_file():
         model = load_keras_model(best)
