@@ -145,7 +145,13 @@ TASKS = {task.name: task for task in (
           # The heads recipe is still improving when its 15 epochs end (2.3 of its 15 minutes); this one spends
           # the budget with the schedule that paid on CelebA.
           Recipe("long", "heads model, 80 epochs, cosine (warm-up 2), weight EMA, flip TTA "
-                         "(configs/utkface-long-train.yaml)", ("--config", "configs/utkface-long-train.yaml"))),
+                         "(configs/utkface-long-train.yaml)", ("--config", "configs/utkface-long-train.yaml")),
+          # CelebA's sex label is UTKFace's, on 5,202 more adult faces: start from the seed's 32-filter CelebA
+          # run (gray; its first convolution spread over the three colour channels) and fine-tune.
+          Recipe("transfer", "heads model from the seed's CelebA wide32 run (--init-from, gray to colour), "
+                             "configs/utkface-transfer-train.yaml",
+                 ("--config", "configs/utkface-transfer-train.yaml", "--init-from", "{backbone}"),
+                 needs=("celeba", "wide32"))),
          binary_metric="accuracy", targets={"sex acc": 0.90, "race acc": 0.80, "age MAE": 6.5},
          note="This is UTKFace's crop_part1 (6,357 faces, many children; 504 of the 1,271 test faces are under "
               "18), not the full 23,708 faces most public numbers use. Sex is near chance for babies, so the "

@@ -34,6 +34,8 @@ __version__ = "0.1.0"
 # public name -> the module that defines it
 _PUBLIC = {
     # labels and data
+    "tune_allocator": "faces_keras.allocator",
+    "current_allocator": "faces_keras.allocator",
     "Schema": "faces_keras.labels.schema",
     "load_schema": "faces_keras.labels.schema",
     "Dataset": "faces_keras.data.store",

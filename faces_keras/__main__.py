@@ -1,5 +1,5 @@
 import sys
 
-from faces_keras.cli import main
+from faces_keras.cli import entry
 
-sys.exit(main())
+sys.exit(entry())

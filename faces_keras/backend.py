@@ -52,13 +52,16 @@ def describe_device() -> dict:
         A dict with ``backend``, ``keras``, ``device`` (``gpu`` or ``cpu``),
         ``accelerators`` (their names), ``distribution`` (``data-parallel``
         while :func:`use_distribution` has set one, else ``none``),
-        ``devices`` (how many devices each step runs on) and ``processes``.
+        ``devices`` (how many devices each step runs on), ``processes`` and
+        ``allocator`` (:func:`faces_keras.allocator.current_allocator`).
     """
     import keras
 
     gpus = accelerators()
+    from faces_keras.allocator import current_allocator
+
     active = keras.distribution.distribution()
-    return {"backend": backend_name(), "keras": keras.__version__,
+    return {"backend": backend_name(), "keras": keras.__version__, "allocator": current_allocator(),
             "device": "gpu" if gpus else "cpu", "accelerators": gpus,
             "distribution": "data-parallel" if active is not None else "none",
             "devices": int(active.device_mesh.devices.size) if active is not None else 1,

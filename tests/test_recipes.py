@@ -110,6 +110,36 @@ def test_init_from_loads_the_backbone_and_rebuilds_the_heads(tmp_path, grids_dat
     assert [line.split(",")[0] for line in history[1:]] == ["0", "1"]
 
 
+@pytest.mark.parametrize("donor_channels, channels", [(1, 3), (3, 1)])
+def test_init_from_moves_a_backbone_between_gray_and_colour(tmp_path, grids_dataset, donor_channels, channels):
+    from faces_keras.data.store import Dataset
+    from faces_keras.models.heads import plan_heads
+    from faces_keras.models.presets import build_model
+    from faces_keras.training.transfer import backbone_layers, load_backbone
+
+    heads = plan_heads(Dataset.load(grids_dataset).schema)
+    donor = build_model(heads, (32, 32, donor_channels), tiny_model())
+    rng = np.random.default_rng(0)
+    for layer in backbone_layers(donor):  # weights unlike any fresh model's, batch-norm statistics too
+        layer.set_weights([w + rng.normal(0, 0.1, w.shape).astype(w.dtype) if w.ndim > 1 else
+                           np.abs(w) + rng.random(w.shape).astype(w.dtype) for w in layer.get_weights()])
+    donor.save(tmp_path / "donor.keras")
+    model = build_model(heads, (32, 32, channels), tiny_model())
+    assert load_backbone(model, tmp_path / "donor.keras") == len(backbone_layers(model))
+    kernel, donor_kernel = backbone_layers(model)[0].get_weights()[0], backbone_layers(donor)[0].get_weights()[0]
+    assert kernel.shape[2] == channels and kernel.shape[3] == donor_kernel.shape[3]
+    # The same gray faces, repeated on three channels for the colour model, give the same features.
+    gray = rng.random((4, 32, 32, 1)).astype("float32")
+    faces = {1: gray, 3: np.repeat(gray, 3, axis=-1)}
+
+    def features(m, x):
+        return keras.Model(m.inputs, backbone_layers(m)[-1].output).predict(x, verbose=0)
+
+    assert np.allclose(features(model, faces[channels]), features(donor, faces[donor_channels]), atol=1e-4)
+    for ours, theirs in zip(backbone_layers(model)[1:], backbone_layers(donor)[1:]):
+        assert all(np.array_equal(a, b) for a, b in zip(ours.get_weights(), theirs.get_weights()))
+
+
 def test_init_from_with_frozen_backbone_keeps_the_donor_weights(tmp_path, grids_dataset):
     from faces_keras.models.heads import plan_heads
     from faces_keras.models.presets import build_model

@@ -50,6 +50,25 @@ def _quiet_backend_logs(verbose: bool) -> None:
         quiet.quiet_tensorflow_import()
 
 
+def entry() -> int:
+    """The ``faces-keras`` program: set up the memory allocator, then :func:`main` on ``sys.argv``.
+
+    The allocator (:mod:`faces_keras.allocator`) may re-execute the process
+    with tcmalloc preloaded; :func:`main` itself never does, so it can run
+    inside another program (tests, notebooks).
+    """
+    from faces_keras.allocator import tune_allocator
+    from faces_keras.errors import ConfigError
+
+    argv = sys.argv[1:]
+    try:
+        tune_allocator(argv)
+    except ConfigError as exc:
+        print(f"faces-keras: error: {exc}", file=sys.stderr)
+        return 2
+    return main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one ``faces-keras`` command; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)

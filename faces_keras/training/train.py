@@ -488,7 +488,8 @@ def _fit(config: TrainConfig, run: RunDir, resume_state: dict | None,
     precision = set_precision(config.mixed_precision)
     use_distribution(config.distribute, config.batch_size)
     device = describe_device()
-    log.info("training on %s (%s backend, %s)", device["device"], device["backend"], precision)
+    log.info("training on %s (%s backend, %s, %s allocator)", device["device"], device["backend"], precision,
+             device["allocator"])
     dataset = Dataset.load(config.dataset)
     data = TrainingData.load(dataset, config.labels, config.max_train, config.seed)
     schema = data.schema

@@ -20,7 +20,13 @@ The run's config.yaml records where the backbone came from under ``backbone``
 
 Backbone layers are matched in order: the i-th layer with weights of the
 source's backbone gives its weights to the i-th of the new model's, and every
-shape must agree. Head layers (a model's outputs, and the ``*_standardised``
+shape must agree, but for one: a gray backbone may start a colour model and a
+colour one a gray model. The first convolution's kernel is then adapted
+(:func:`adapt_input_channels`): a gray kernel is spread evenly over red, green
+and blue, so a gray face repeated on three channels gives the source's features
+exactly; a colour kernel is summed over its channels, the inverse of that. This
+is how ImageNet backbones are commonly moved between colour and gray inputs, and
+it lets a gray CelebA backbone start UTKFace's colour model. Head layers (a model's outputs, and the ``*_standardised``
 layer before a regression head's rescaling) are never copied.
 """
 
@@ -209,6 +215,45 @@ def load_backbone(model, source: str | Path) -> int:
     return _copy_backbone(model, donor, path)
 
 
+def adapt_input_channels(kernel, channels: int):
+    """A first convolution's kernel moved between gray and colour input.
+
+    Args:
+        kernel: the source's kernel, ``(height, width, in_channels, filters)``
+            with ``in_channels`` 1 or 3.
+        channels: the new model's input channels, 1 or 3.
+
+    Returns:
+        The kernel for ``channels``: a gray kernel repeated over the three
+        channels and divided by 3 (a gray face repeated on three channels then
+        gives the same response), or a colour kernel summed over its channels
+        (a gray face then gives what the same face repeated on three channels
+        gave the source). ``kernel`` itself where the channels already agree.
+
+    Raises:
+        ValueError: a move other than between 1 and 3 channels.
+    """
+    import numpy as np
+
+    have = kernel.shape[2]
+    if have == channels:
+        return kernel
+    if (have, channels) == (1, 3):
+        return np.repeat(kernel, 3, axis=2) / 3.0
+    if (have, channels) == (3, 1):
+        return kernel.sum(axis=2, keepdims=True)
+    raise ValueError(f"cannot move a kernel of {have} input channels to {channels}")
+
+
+def _only_input_channels_differ(their_shapes: list[tuple], our_shapes: list[tuple]) -> bool:
+    """Whether two layers' weights differ only in a 4-D kernel's input channels, gray against colour."""
+    if len(their_shapes) != len(our_shapes) or not their_shapes or len(their_shapes[0]) != 4:
+        return False
+    (theirs, *their_rest), (ours, *our_rest) = their_shapes, our_shapes
+    return (their_rest == our_rest and theirs[:2] == ours[:2] and theirs[3] == ours[3]
+            and {theirs[2], ours[2]} == {1, 3})
+
+
 def _copy_backbone(model, donor, path: Path) -> int:
     theirs, ours = backbone_layers(donor), backbone_layers(model)
     if len(theirs) != len(ours):
@@ -217,11 +262,19 @@ def _copy_backbone(model, donor, path: Path) -> int:
     for index, (their, our) in enumerate(zip(theirs, ours)):
         their_shapes = [tuple(w.shape) for w in their.weights]
         our_shapes = [tuple(w.shape) for w in our.weights]
+        weights = their.get_weights()
         if their_shapes != our_shapes:
-            raise RunError(f"--init-from {path}: backbone layer {index} ({their.name}) has weights "
-                           f"{their_shapes}, the new model's ({our.name}) {our_shapes}: the face size, "
-                           "colour and architecture must match the source's")
-        our.set_weights(their.get_weights())
+            # Only the first convolution sees the input's channels, so only it may differ in them.
+            if index == 0 and _only_input_channels_differ(their_shapes, our_shapes):
+                weights[0] = adapt_input_channels(weights[0], our_shapes[0][2])
+                log.info("--init-from %s: the first convolution moved from %d to %d input channels", path,
+                         their_shapes[0][2], our_shapes[0][2])
+            else:
+                raise RunError(f"--init-from {path}: backbone layer {index} ({their.name}) has weights "
+                               f"{their_shapes}, the new model's ({our.name}) {our_shapes}: the face size "
+                               "and architecture must match the source's (colour may differ: gray and "
+                               "colour move into each other at the first convolution)")
+        our.set_weights(weights)
     log.info("backbone of %d layers loaded from %s", len(ours), path)
     return len(ours)
 
@@ -244,5 +297,5 @@ def set_backbone_trainable(model, trainable: bool) -> bool:
     return changed
 
 
-__all__ = ["backbone_layers", "build_transfer_model", "check_source", "load_backbone", "set_backbone_trainable",
-           "source_architecture", "source_model_path", "source_record"]
+__all__ = ["adapt_input_channels", "backbone_layers", "build_transfer_model", "check_source", "load_backbone",
+           "set_backbone_trainable", "source_architecture", "source_model_path", "source_record"]
