@@ -9,8 +9,8 @@ where installed), interleaved over ``--rounds``, and reports each one's training
 images/s (the last epoch's, median over rounds), the share of the process's CPU
 time spent in the kernel, its minor page faults per image and its peak RSS.
 
-    python benchmarks/bench_allocator.py                # ~10 min on 2 cores
-    python benchmarks/bench_allocator.py --rounds 1 --faces 1024
+    python benchmarks/bench_allocator.py                # ~20 min on 2 cores
+    python benchmarks/bench_allocator.py --rounds 1     # ~10 min (docs/benchmarks/allocator.md's run)
 
 Writes docs/benchmarks/allocator.md.
 """

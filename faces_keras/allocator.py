@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 import sys
@@ -72,6 +73,7 @@ def tcmalloc_path() -> str | None:
     return ctypes.util.find_library("tcmalloc_minimal")
 
 
+@functools.cache  # a preloaded allocator is there from the process's start and stays
 def loaded_allocator() -> str:
     """Which allocator serves this process: ``tcmalloc``, ``jemalloc`` or ``glibc``."""
     try:

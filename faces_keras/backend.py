@@ -57,9 +57,9 @@ def describe_device() -> dict:
     """
     import keras
 
-    gpus = accelerators()
     from faces_keras.allocator import current_allocator
 
+    gpus = accelerators()
     active = keras.distribution.distribution()
     return {"backend": backend_name(), "keras": keras.__version__, "allocator": current_allocator(),
             "device": "gpu" if gpus else "cpu", "accelerators": gpus,

@@ -35,9 +35,8 @@ print(current_allocator(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - 
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", ALLOCATOR_ENV)}
-    env.pop("FACES_KERAS_ALLOCATOR_PRELOADED", None)
-    return {**env, **extra}
+    left_out = ("LD_PRELOAD", ALLOCATOR_ENV, "FACES_KERAS_ALLOCATOR_PRELOADED")
+    return {**{k: v for k, v in os.environ.items() if k not in left_out}, **extra}
 
 
 def faults(mode: str) -> tuple[str, int]:

@@ -58,12 +58,11 @@ def entry() -> int:
     inside another program (tests, notebooks).
     """
     from faces_keras.allocator import tune_allocator
-    from faces_keras.errors import ConfigError
 
     argv = sys.argv[1:]
     try:
         tune_allocator(argv)
-    except ConfigError as exc:
+    except FacesKerasError as exc:
         print(f"faces-keras: error: {exc}", file=sys.stderr)
         return 2
     return main(argv)

@@ -26,8 +26,9 @@ colour one a gray model. The first convolution's kernel is then adapted
 and blue, so a gray face repeated on three channels gives the source's features
 exactly; a colour kernel is summed over its channels, the inverse of that. This
 is how ImageNet backbones are commonly moved between colour and gray inputs, and
-it lets a gray CelebA backbone start UTKFace's colour model. Head layers (a model's outputs, and the ``*_standardised``
-layer before a regression head's rescaling) are never copied.
+it lets a gray CelebA backbone start UTKFace's colour model. Head layers (a
+model's outputs, and the ``*_standardised`` layer before a regression head's
+rescaling) are never copied.
 """
 
 from __future__ import annotations
