@@ -10,12 +10,6 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-# As the faces-keras command does (faces_keras.allocator): glibc reuses freed blocks instead of mapping
-# TensorFlow's large buffers afresh each step. The command's subprocesses in tests preload tcmalloc too.
-from faces_keras.allocator import tune_allocator  # noqa: E402
-
-tune_allocator()
-
 ROOT = Path(__file__).resolve().parents[1]
 # The real faces: ../shared/data beside the checkout, or wherever FACES_KERAS_DATA points.
 DATA = Path(os.environ.get("FACES_KERAS_DATA") or ROOT / ".." / "shared" / "data").resolve()
